@@ -28,7 +28,6 @@ STYLES: tuple[str, ...] = get_args(Style)
 # Why a prompt ended in the rejected table. Every prompt is either kept or carries exactly one of these.
 RejectReason = Literal[
     "invalid_seed",  # the seed row failed validation and --on-invalid-seed skip was given
-    "expansion_failed",  # the seed could not be expanded (e.g. rewrite teacher failed for good)
     "all_unsafe",  # every graded candidate had severity > 0
     "none_helpful_enough",  # safe candidates exist but all are below the helpfulness threshold
     "all_failed",  # no candidate could be sampled or graded (errors, truncation, empty)
@@ -261,7 +260,7 @@ REJECTED_SCHEMA = pa.schema(
         pa.field("category", pa.string()),
         pa.field("intent", pa.string()),
         pa.field("prompt", pa.string()),
-        pa.field("stage", pa.string(), nullable=False),  # "seed" | "expansion" | "selection"
+        pa.field("stage", pa.string(), nullable=False),  # "seed" | "selection"
         pa.field("reason", pa.string(), nullable=False),  # one of REJECT_REASONS
         pa.field("detail", pa.string()),
         pa.field("n_candidates", pa.int16()),
