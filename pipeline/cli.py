@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except PipelineError as exc:
         from rich.console import Console
+        from rich.text import Text
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc.render()}", highlight=False, markup=True)
+        message = Text("error: ", style="bold red") + Text(exc.render())  # Text: brackets in paths stay literal
+        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

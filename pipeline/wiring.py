@@ -52,10 +52,13 @@ def make_grader_factory(cfg: RunConfig, spec: PolicySpec, judge_client: Complete
     return build
 
 
-def _client(endpoint: Endpoint, field: str, urls: dict[str, tuple[str, ...]], share: float) -> ChatClient:
+def _client(endpoint: Endpoint, field: str, urls: dict[str, tuple[str, ...]], share: float,
+            limiters: dict[str, AdaptiveLimiter]) -> ChatClient:
     spec = endpoint_spec(endpoint, field, base_urls=urls.get(endpoint.name))
-    ceiling = max(1, math.ceil(endpoint.max_concurrency * share))
-    limiter = AdaptiveLimiter.local(initial=max(1, ceiling // 2), ceiling=ceiling)
+    limiter = limiters.get(endpoint.name)
+    if limiter is None:
+        ceiling = max(1, math.ceil(endpoint.max_concurrency * share))
+        limiter = AdaptiveLimiter.local(initial=max(1, ceiling // 2), ceiling=ceiling)
     return ChatClient(spec, limiter=limiter)
 
 
@@ -66,16 +69,20 @@ def build_context(
     urls: dict[str, tuple[str, ...]],
     *,
     share: float = 1.0,
+    limiters: dict[str, AdaptiveLimiter] | None = None,
 ) -> WorkContext:
-    """The work context of one worker process. `share` is this worker's part of each endpoint's concurrency.
+    """The work context of one worker process.
 
     `urls` maps endpoint names to the base URLs actually used (the bundled teacher's for 'scripted' endpoints).
+    `limiters` gives an endpoint a limiter shared with other workers (the runner's governor); an endpoint without
+    one gets a local adaptive limiter capped at `share` of its `max_concurrency`.
     """
+    limiters = limiters or {}
     spec = load_policy(cfg.policy)
     clients: dict[str, Any] = {
-        t.name: _client(t, f"teachers[{i}]", urls, share) for i, t in enumerate(cfg.teachers)
+        t.name: _client(t, f"teachers[{i}]", urls, share, limiters) for i, t in enumerate(cfg.teachers)
     }
-    judge_client = _client(cfg.judge, "judge", urls, share) if cfg.judge and cfg.checker != "rules" else None
+    judge_client = _client(cfg.judge, "judge", urls, share, limiters) if cfg.judge and cfg.checker != "rules" else None
     return WorkContext(
         cfg=cfg,
         storage=Storage(storage_uri),

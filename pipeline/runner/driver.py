@@ -236,12 +236,15 @@ def _make_workers(cfg: RunConfig, version: VersionDir, prov: Provenance, urls: d
 
     from pipeline.runner.worker import UnitWorker
 
+    from pipeline.runner.governor import EndpointGovernor
+
     n = cfg.ray.workers or max(1, min(8, int(ray.cluster_resources().get("CPU", 1) // cfg.ray.num_cpus_per_worker)))
-    share = 1.0 / n
+    endpoints = [*cfg.teachers, *([cfg.judge] if cfg.judge and cfg.checker != "rules" else [])]
+    governors = {e.name: EndpointGovernor.remote(max(1, e.max_concurrency // 4), e.max_concurrency) for e in endpoints}
     return [
         UnitWorker.options(num_cpus=cfg.ray.num_cpus_per_worker, max_restarts=3, max_task_retries=0, max_concurrency=256)
-        .remote(cfg.public_dict(), version.storage.uri, prov, urls, share)
-        for _ in range(n)
+        .remote(cfg.public_dict(), version.storage.uri, prov, urls, governors, f"worker-{i}")
+        for i in range(n)
     ]
 
 
@@ -341,8 +344,8 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
                       cfg.judge.name if cfg.judge and cfg.checker != "rules" else None)
     st = version.storage
     stop = threading.Event()
-    previous = _install_signal_handlers(stop) if handle_signals else {}
-    console.print(f"[bold]{'resuming' if version.resumed else 'writing'}[/] {st.uri}  (run {version.run_id})")
+    previous: dict[int, Any] = {}
+    console.print(f"[bold]{'resuming' if version.resumed else 'writing'}[/] {st.uri}  (run {version.run_id})", soft_wrap=True)
     try:
         with _log_to(version):
             log.info("run %s %s %s", version.run_id, "resumed" if version.resumed else "started", st.uri)
@@ -353,6 +356,8 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
             unit_names = [f"expand-{i:05d}" for i in range(len(chunks))]
             try:
                 with teacher_urls(cfg) as urls, ray_session(cfg), LiveView(console, enabled=live) as view:
+                    if handle_signals:  # after ray.init, which installs a SIGTERM handler of its own
+                        previous = _install_signal_handlers(stop)
                     workers = _make_workers(cfg, version, prov, urls)
                     sched = Scheduler(cfg, workers, view, stop)
                     t = time.monotonic()
@@ -392,7 +397,8 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
                             ray.get(w.close.remote(), timeout=10)
             except Stop:
                 _end(version, "interrupted", timings, t0)
-                console.print(f"[yellow]stopped.[/] committed work is kept. Resume with:\n  python -m pipeline run --resume {st.uri}")
+                console.print(f"[yellow]stopped.[/] committed work is kept. Resume with:\n  python -m pipeline run --resume {st.uri}",
+                              soft_wrap=True)
                 raise RunFailed("interrupted", hint=f"resume with: python -m pipeline run --resume {st.uri}") from None
             except BaseException as exc:
                 _end(version, "failed", timings, t0, error=str(exc))

@@ -16,17 +16,28 @@ class UnitWorker:
     """Holds one work context (clients with their connection pools and limiters) for the whole run."""
 
     def __init__(self, cfg_json: dict[str, Any], storage_uri: str, prov: Provenance, urls: dict[str, tuple[str, ...]],
-                 share: float) -> None:
+                 governors: dict[str, Any], name: str) -> None:
         self._args = (RunConfig.model_validate(cfg_json), storage_uri, prov, urls)
-        self._share = share
+        self._governors = governors
+        self._name = name
         self._ctx = None
+        self._windows: list[Any] = []
 
     def _context(self):
         if self._ctx is None:  # built on first use, inside the actor's event loop (aiohttp needs one)
             from pipeline.wiring import build_context
 
+            from pipeline.limiter import AdaptiveLimiter
+            from pipeline.runner.governor import SharedWindow
+
             cfg, uri, prov, urls = self._args
-            self._ctx = build_context(cfg, uri, prov, urls, share=self._share)
+            endpoints = {e.name: e for e in [*cfg.teachers, *([cfg.judge] if cfg.judge else [])]}
+            limiters = {}
+            for name, gov in self._governors.items():
+                window = SharedWindow(gov, self._name, initial=1, ceiling=endpoints[name].max_concurrency)
+                self._windows.append(window)
+                limiters[name] = AdaptiveLimiter(window)  # type: ignore[arg-type]
+            self._ctx = build_context(cfg, uri, prov, urls, limiters=limiters)
         return self._ctx
 
     async def expand(self, unit: str, seeds: list[Seed]) -> dict[str, Any]:
@@ -42,13 +53,18 @@ class UnitWorker:
     async def progress(self) -> dict[str, Any]:
         if self._ctx is None:
             return {}
+        import os
+
         out = self._ctx.tally.snapshot()
+        out["pid"] = os.getpid()
         out["clients"] = {name: c.stats.snapshot() for name, c in self._ctx.clients.items()}
         if self._ctx.judge_client is not None:
             out["clients"]["judge"] = self._ctx.judge_client.stats.snapshot()
         return out
 
     async def close(self) -> None:
+        for window in self._windows:
+            window.close()
         if self._ctx is not None:
             from pipeline.wiring import close_context
 
