@@ -7,6 +7,7 @@ its key (`api_key_env`), and `endpoint_spec()` reads it only when a client is bu
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -236,14 +237,19 @@ def _raise_validation(exc: ValidationError, source: str) -> None:
     )
 
 
-def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_path(data: dict[str, Any], dotted: str, value: Any, defaults: dict[str, Any]) -> None:
+    """Set `dotted` in `data`; a missing section starts as its default, so `teachers.0.x` works without a file."""
     keys = dotted.split(".")
     node: Any = data
+    default: Any = defaults
     for k in keys[:-1]:
         if isinstance(node, list):
-            node = node[int(k)]
+            node, default = node[int(k)], None
         else:
-            node = node.setdefault(k, {})
+            default = default.get(k) if isinstance(default, dict) else None
+            if k not in node:
+                node[k] = copy.deepcopy(default) if isinstance(default, (dict, list)) else {}
+            node = node[k]
     last = keys[-1]
     if isinstance(node, list):
         node[int(last)] = value
@@ -254,8 +260,8 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read YAML (or nothing: embedded defaults), apply dotted-path overrides, validate once.
 
-    Overrides are `{"selection.min_helpfulness": 6, "output": "/tmp/x"}`; values given as strings are parsed as
-    YAML scalars so `--set shards.prompts_per_shard=32` works.
+    Overrides are `{"selection.min_helpfulness": 6, "output": "/tmp/x"}`; string values may be YAML (`[a, b]`,
+    `null`) and are converted to the field's type, so `--set shards.prompts_per_shard=32` works.
     """
     source = str(path) if path else "embedded defaults"
     data: dict[str, Any] = {}
@@ -276,14 +282,19 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         data = loaded
         _resolve_relative_paths(data, p.parent)
     if overrides:
+        defaults = RunConfig().model_dump(mode="json")
         for key, value in overrides.items():
-            if isinstance(value, str):
+            if isinstance(value, str) and value != "":
                 try:
-                    value = yaml.safe_load(value) if value != "" else value
+                    parsed = yaml.safe_load(value)
                 except yaml.YAMLError:
-                    pass
+                    parsed = value
+                # Text, lists, mappings and null come from YAML; numbers, booleans and dates stay text for pydantic
+                # to convert to the field's type: `--dataset 2024` stays a name, `prompts_per_shard=32` a number.
+                if parsed is None or isinstance(parsed, (str, list, dict)):
+                    value = parsed
             try:
-                _set_path(data, key, value)
+                _set_path(data, key, value, defaults)
             except (IndexError, ValueError, TypeError, AttributeError):
                 raise ConfigError(f"cannot set {key!r}: no such list item or field", where="--set") from None
     try:
@@ -294,12 +305,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
-    """Paths in a config file are relative to the repository root if they exist there, else to the file."""
+    """Relative paths in a config file: tried against the working directory, the file's folder, then the repository."""
 
     def fix(value: str) -> str:
         if "://" in value or value.startswith("hf:") or Path(value).is_absolute():
             return value
-        for root in (Path.cwd(), base):
+        for root in (Path.cwd(), base, REPO_ROOT):
             if (root / value).exists():
                 return str((root / value).resolve())
         return value

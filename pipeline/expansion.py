@@ -124,18 +124,24 @@ def rewrite_requests(seed: Seed, cfg: Expansion) -> list[RewriteRequest]:
     return reqs
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+
+
 def parse_rewrites(text: str, expected: int) -> list[str]:
     """Parse a rewrite answer: the JSON object asked for, else a numbered/bulleted list. Blank items are dropped.
 
     Raises ValueError when nothing usable is found, so the caller can record the failure.
     """
     items: list[str] = []
+    obj = text[text.find("{") : text.rfind("}") + 1]  # the JSON object, also when fenced or wrapped in prose
     try:
-        data = json.loads(text)
+        data = json.loads(obj or text)
         if isinstance(data, dict) and isinstance(data.get("rewrites"), list):
             items = [s for s in data["rewrites"] if isinstance(s, str)]
     except json.JSONDecodeError:
-        items = [re.sub(r"^\s*(?:\d+[.)]|[-*•])\s*", "", line) for line in text.splitlines()]
+        lines = [line for line in text.splitlines() if line.strip()]
+        listed = [line for line in lines if _LIST_ITEM.match(line)]  # a preamble line is not a rewrite
+        items = [_LIST_ITEM.sub("", line) for line in (listed or lines)]
     items = [s.strip() for s in items if s and s.strip()]
     if not items:
         raise ValueError("rewrite answer held no usable rewrites")

@@ -67,7 +67,8 @@ def answered(req: SampleRequest, texts: Sequence[str], finish_reasons: Sequence[
         c = req.candidate(i)
         c.attempts, c.latency_ms, c.prompt_tokens = attempts, latency_ms, prompt_tokens
         if i < len(texts):
-            c.response, c.finish_reason, c.completion_tokens = texts[i] or "", finish_reasons[i], per_choice_tokens
+            finish = finish_reasons[i] if i < len(finish_reasons) else None
+            c.response, c.finish_reason, c.completion_tokens = texts[i] or "", finish, per_choice_tokens
         else:
             c.error = f"server returned {len(texts)} choices, asked for {req.teacher.sampling.n}"
         out.append(c)

@@ -1,12 +1,13 @@
 """Output storage through pyarrow.fs: a local path or a URI (s3://, gs://, file://) shared by every node.
 
-Every file is committed atomically: on a local filesystem it is written under a hidden temporary name and
-renamed; on object stores a single PUT is already atomic (readers see the whole object or nothing), so it is
-written in place. Nothing else in the package touches the filesystem of a version directly.
+Every file is committed atomically: it is written under a hidden temporary name and moved to its final name
+(a rename on a local filesystem, a server-side copy on object stores, where readers see the whole object or
+nothing). Nothing else in the package touches the filesystem of a version directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import posixpath
@@ -54,17 +55,20 @@ class Storage:
         return sorted(posixpath.basename(i.path) for i in self.fs.get_file_info(sel) if i.type == pafs.FileType.Directory)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
-        """Write a whole file atomically."""
+        """Write a whole file atomically: to a temporary name, then moved (a rename locally, a server-side copy
+        on object stores), so a failure mid-write can never leave a partial file under the final name."""
         final = self.path(rel)
         self.fs.create_dir(posixpath.dirname(final), recursive=True)
-        if not self.local:
-            with self.fs.open_output_stream(final) as out:
-                out.write(data)
-            return
         tmp = posixpath.join(posixpath.dirname(final), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}")
-        with self.fs.open_output_stream(tmp) as out:
-            out.write(data)
-        self.fs.move(tmp, final)
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a failed write leaves nothing behind, not even the temporary
+                if self.fs.get_file_info(tmp).type == pafs.FileType.File:
+                    self.fs.delete_file(tmp)
+            raise
 
     def read_bytes(self, rel: str) -> bytes:
         with self.fs.open_input_stream(self.path(rel)) as f:

@@ -21,6 +21,9 @@ from pipeline.errors import RunFailed
 from pipeline.storage import Storage
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
+HEARTBEAT = "_work/heartbeat.json"
+HEARTBEAT_EVERY_S = 10.0
+HEARTBEAT_STALE_S = 60.0
 PACKAGES = ("safe-completion-pipeline", "ray", "datasets", "openai", "pyarrow", "polars", "tenacity", "rich",
             "pydantic", "aiohttp", "huggingface_hub")
 
@@ -50,6 +53,42 @@ class VersionDir:
 
     def write_manifest(self) -> None:
         self.storage.write_json("manifest.json", self.manifest)
+
+
+def write_heartbeat(storage: Storage) -> None:
+    """Say that a live driver is writing this version (refreshed every HEARTBEAT_EVERY_S while it runs)."""
+    import os
+    import socket
+    import time
+
+    storage.write_json(HEARTBEAT, {"pid": os.getpid(), "host": socket.gethostname(), "at": time.time()})
+
+
+def live_writer(storage: Storage) -> dict[str, Any] | None:
+    """The heartbeat of another driver still writing this version, or None.
+
+    None when there is no heartbeat, when it went stale, when it is this process's own, or when it names a
+    process on this host that no longer exists (a killed driver can be resumed at once, not after the timeout).
+    """
+    import os
+    import socket
+    import time
+
+    if not storage.exists(HEARTBEAT):
+        return None
+    beat = storage.read_json(HEARTBEAT)
+    if time.time() - beat.get("at", 0) >= HEARTBEAT_STALE_S:
+        return None
+    if beat.get("host") == socket.gethostname():
+        if beat.get("pid") == os.getpid():
+            return None
+        try:
+            os.kill(int(beat["pid"]), 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # exists, owned by someone else
+    return beat
 
 
 def _versions(root: Storage) -> list[str]:
@@ -101,25 +140,32 @@ def open_version(cfg: RunConfig, *, base: dict[str, Any], resume: str | None) ->
         if not storage.exists("manifest.json"):
             raise RunFailed("not a version directory (no manifest.json)", where=resume,
                             hint="pass the path printed by the interrupted run, e.g. outputs/<dataset>/v0003")
-        old = storage.read_json("manifest.json")
-        return _reopen(storage, old, base, explicit=True)
+        beat = live_writer(storage)
+        if beat is not None:
+            raise RunFailed(f"another run is writing this version (pid {beat['pid']} on {beat['host']})", where=resume,
+                            hint="stop that run first (Ctrl-C or SIGTERM); a killed run's heartbeat goes stale within "
+                            f"{HEARTBEAT_STALE_S:.0f} s")
+        return _reopen(storage, storage.read_json("manifest.json"), base)
     root = Storage(cfg.output).child(cfg.dataset)
     for name in reversed(_versions(root)):
         if not root.exists(f"{name}/manifest.json"):
             continue
         old = root.child(name).read_json("manifest.json")
-        if old.get("status") in ("running", "interrupted", "failed") and old.get("config_fingerprint") == base["config_fingerprint"]:
-            return _reopen(root.child(name), old, base, explicit=False)
+        if (old.get("status") in ("running", "interrupted", "failed")
+                and old.get("config_fingerprint") == base["config_fingerprint"]
+                and live_writer(root.child(name)) is None):
+            return _reopen(root.child(name), old, base)
     name = _new(root)
     run_id = f"run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     manifest = {"dataset": cfg.dataset, "version": name, "run_id": run_id, "status": "running", "created_at": now(),
                 "finished_at": None, "attempts": [{"run_id": run_id, "started_at": now()}], "parent": None, **base}
     v = VersionDir(root.child(name), cfg.dataset, name, run_id, manifest, resumed=False)
+    write_heartbeat(v.storage)
     v.write_manifest()
     return v
 
 
-def _reopen(storage: Storage, old: dict[str, Any], base: dict[str, Any], *, explicit: bool) -> VersionDir:
+def _reopen(storage: Storage, old: dict[str, Any], base: dict[str, Any]) -> VersionDir:
     if old.get("status") == "complete":
         raise RunFailed("this version is already complete", where=storage.uri,
                         hint="run without --resume to make a new version")
@@ -134,6 +180,7 @@ def _reopen(storage: Storage, old: dict[str, Any], base: dict[str, Any], *, expl
     run_id = old["run_id"]  # one version, one run id: rows written by every attempt agree
     manifest.setdefault("attempts", []).append({"run_id": run_id, "started_at": now(), "resumed": True})
     v = VersionDir(storage, old["dataset"], old["version"], run_id, manifest, resumed=True)
+    write_heartbeat(storage)
     v.write_manifest()
     return v
 

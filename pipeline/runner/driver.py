@@ -29,7 +29,16 @@ from pipeline.records import REJECTED_SCHEMA
 from pipeline.seeds import SeedLoad, load_seeds
 from pipeline.shards import TABLES, Provenance
 from pipeline.storage import Storage
-from pipeline.version_dir import VersionDir, now, open_version, package_versions, sum_entries
+from pipeline.version_dir import (
+    HEARTBEAT,
+    HEARTBEAT_EVERY_S,
+    VersionDir,
+    now,
+    open_version,
+    package_versions,
+    sum_entries,
+    write_heartbeat,
+)
 
 log = logging.getLogger("pipeline")
 SEEDS_PER_EXPANSION_UNIT = 64
@@ -95,6 +104,27 @@ def _log_to(version: VersionDir) -> Iterator[None]:
         if not version.storage.local:
             with open(path, "rb") as f:
                 version.storage.write_bytes("run.log", f.read())
+
+
+@contextlib.contextmanager
+def _heartbeat(version: VersionDir) -> Iterator[None]:
+    """Refresh the version's heartbeat while this driver runs, so no other run resumes it concurrently."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT_EVERY_S):
+            with contextlib.suppress(Exception):
+                write_heartbeat(version.storage)
+
+    t = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+        with contextlib.suppress(Exception):
+            version.storage.delete(HEARTBEAT)
 
 
 @contextlib.contextmanager
@@ -347,7 +377,7 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
     previous: dict[int, Any] = {}
     console.print(f"[bold]{'resuming' if version.resumed else 'writing'}[/] {st.uri}  (run {version.run_id})", soft_wrap=True)
     try:
-        with _log_to(version):
+        with _log_to(version), _heartbeat(version):
             log.info("run %s %s %s", version.run_id, "resumed" if version.resumed else "started", st.uri)
             if not st.exists("_work/seed_rejected.parquet"):
                 st.write_parquet("_work/seed_rejected.parquet",
