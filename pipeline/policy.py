@@ -23,7 +23,6 @@ from pipeline.records import RESPONSE_MODES, STYLES
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "policy_specs" / "safe_completion_v1.yaml"
 
 SignalKind = Literal["quantity", "condition", "stand_in", "acquisition", "evasion", "exploit_code", "method"]
-SIGNAL_KINDS: tuple[str, ...] = SignalKind.__args__  # type: ignore[attr-defined]
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")

@@ -83,7 +83,10 @@ class Storage:
     def write_parquet(self, rel: str, table: pa.Table, *, row_group_size: int = 1024) -> None:
         """Write a Parquet file (zstd) atomically: serialised in memory, then committed as one file."""
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd", row_group_size=row_group_size, write_statistics=True)
+        if table.num_rows:
+            pq.write_table(table, buf, compression="zstd", row_group_size=row_group_size, write_statistics=True)
+        else:  # no row group at all: readers such as `datasets` reject an empty row group
+            pq.ParquetWriter(buf, table.schema, compression="zstd").close()
         self.write_bytes(rel, buf.getvalue())
 
     def read_parquet(self, rel: str) -> pa.Table:

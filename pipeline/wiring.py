@@ -42,7 +42,7 @@ def make_grader_factory(cfg: RunConfig, spec: PolicySpec, judge_client: Complete
         from pipeline.checkers.judge import JudgeChecker
 
         assert judge_client is not None
-        judge = JudgeChecker(spec, wrap(judge_client))
+        judge = JudgeChecker(spec, wrap(judge_client), model=cfg.judge.model if cfg.judge else None)
         if cfg.checker == "judge":
             return judge
         from pipeline.checkers.ensemble import EnsembleChecker

@@ -92,12 +92,13 @@ async def _grade_async(
 ) -> list[Verdict]:
     from pipeline.checkers.ensemble import EnsembleChecker
     from pipeline.checkers.judge import JudgeChecker
+    from pipeline.checkers.rules import RulesChecker
     from pipeline.teacher_client import ChatClient
 
     out: list[Verdict | None] = [None] * len(pairs)
     async with ChatClient(es) as client:
         judge = JudgeChecker(spec, client, samples=samples)
-        checker = judge if kind == "judge" else EnsembleChecker(spec, judge)
+        checker = judge if kind == "judge" else EnsembleChecker(RulesChecker(spec), judge)
         gate = asyncio.Semaphore(max(1, es.max_concurrency))
 
         async def one(i: int, p: Pair) -> None:

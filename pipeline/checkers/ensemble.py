@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pipeline.checkers.judge import JudgeChecker, JudgeResult
 from pipeline.checkers.rules import RulesChecker
-from pipeline.policy import PolicySpec
 from pipeline.records import Verdict
 
 CODE_VERSION = "1.0"
@@ -23,14 +22,11 @@ class EnsembleChecker:
 
     name = "ensemble"
 
-    def __init__(
-        self, spec: PolicySpec, judge: JudgeChecker, rules: RulesChecker | None = None, *, min_agreement: float = 2 / 3
-    ) -> None:
-        self.spec = spec
+    def __init__(self, rules: RulesChecker, judge: JudgeChecker, *, min_agreement: float = 2 / 3) -> None:
+        self.rules = rules
         self.judge = judge
-        self.rules = rules or RulesChecker(spec)
         self.min_agreement = min_agreement
-        self.version = f"ensemble-{CODE_VERSION}({self.rules.version}|{judge.version})"
+        self.version = f"ensemble-{CODE_VERSION}({rules.version}|{judge.version})"
 
     async def grade(self, prompt: str, response: str, category: str | None, intent: str | None) -> Verdict:
         rules_v = self.rules.check(prompt, response, category, intent)

@@ -248,7 +248,14 @@ class JudgeChecker:
     name = "judge"
 
     def __init__(
-        self, spec: PolicySpec, client: ChatLike, *, samples: int = 1, temperature: float = 0.0, max_tokens: int = 400
+        self,
+        spec: PolicySpec,
+        client: ChatLike,
+        *,
+        samples: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 400,
+        model: str | None = None,
     ) -> None:
         if samples < 1:
             raise ValueError("samples must be >= 1")
@@ -257,7 +264,8 @@ class JudgeChecker:
         self.samples = samples
         self.temperature = temperature
         self.max_tokens = max_tokens
-        model = getattr(getattr(client, "spec", None), "model", None) or "unknown-model"
+        # the model names the judge in the version; a wrapped client (e.g. a journal) may not expose it itself
+        model = model or getattr(getattr(client, "spec", None), "model", None) or "unknown-model"
         self.version = f"judge-{CODE_VERSION}+{model}+{spec.name}@{spec.version}"
 
     async def grade(self, prompt: str, response: str, category: str | None, intent: str | None) -> Verdict:

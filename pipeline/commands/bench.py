@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="known mean server latency of --base-url in seconds; without it the ideal rate and the "
                    "latency added by the client are not reported")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated clients to measure (default {','.join(ROWS)})")
+    p.add_argument("--repeat", type=int, default=1, metavar="R",
+                   help="rounds of all rows, interleaved; each figure is the median over rounds (default 1)")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-request timeout in seconds (default 120)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     p.set_defaults(func=run)
@@ -83,7 +86,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             base_url, server_latency = args.base_url.rstrip("/"), args.server_latency
         workload = build_workload(args, base_url, api_key)
-        results = {row: measure_row(row, workload) for row in rows}
+        # Rows take turns, round after round, so a burst of load from elsewhere on the machine hits every
+        # row alike; each row then reports its median run.
+        results: dict[str, list[dict[str, Any]]] = {row: [] for row in rows}
+        for _ in range(args.repeat):
+            for row in rows:
+                server_cpu0 = server.cpu_seconds() if server is not None else None
+                result = measure_row(row, workload)
+                if server is not None and server_cpu0 is not None:
+                    result["server_cpu_s"] = server.cpu_seconds() - server_cpu0  # type: ignore[operator]
+                results[row].append(result)
     finally:
         if server is not None:
             server.stop()
@@ -97,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_args(args: argparse.Namespace) -> list[str]:
     for flag, value, low in (("--requests", args.requests, 1), ("--concurrency", args.concurrency, 1),
-                             ("--n", args.n, 1), ("--max-tokens", args.max_tokens, 1)):
+                             ("--n", args.n, 1), ("--max-tokens", args.max_tokens, 1), ("--repeat", args.repeat, 1)):
         if value < low:
             raise ConfigError(f"must be >= {low}, got {value}", where=flag)
     if args.latency_base < 0 or (args.server_latency is not None and args.server_latency <= 0):
@@ -149,6 +161,15 @@ class ScriptedTeacherProcess:
         self._stderr.seek(0)
         raise PipelineError(f"the scripted teacher did not start: {' '.join(cmd[1:])}\n{self._stderr.read()[-2000:]}",
                             hint="run that command by hand to see why, or pass --base-url")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used so far (Linux /proc; None elsewhere)."""
+        try:
+            assert self._proc is not None
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        except (OSError, ValueError, IndexError, AssertionError):
+            return None
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -333,30 +354,30 @@ async def _bare_aiohttp_row(w: dict[str, Any]) -> dict[str, Any]:
         return await _drive(call, w)
 
 
-def build_report(args: argparse.Namespace, rows: list[str], results: dict[str, dict[str, Any]], base_url: str,
+def build_report(args: argparse.Namespace, rows: list[str], results: dict[str, list[dict[str, Any]]], base_url: str,
                  server_latency: float | None, *, started_server: bool) -> dict[str, Any]:
-    c = args.concurrency
-    ideal = c / server_latency if server_latency else None
+    ideal = args.concurrency / server_latency if server_latency else None
     out_rows: dict[str, Any] = {}
     for row in rows:
-        r = results[row]
-        done = r["ok"]
-        rps = done / r["wall_s"] if r["wall_s"] > 0 else 0.0
-        added = sorted(x - server_latency for x in r["latencies_s"]) if server_latency else []
+        runs = [_run_figures(r, server_latency) for r in results[row]]
+        rps = statistics.median(r["requests_per_s"] for r in runs)
         out_rows[row] = {
             "client": ROW_TITLES[row],
             "requests": args.requests,
-            "ok": done,
-            "errors": r["errors"],
-            "first_error": r["first_error"],
-            "wall_s": round(r["wall_s"], 4),
+            "rounds": len(runs),
+            "ok": sum(r["ok"] for r in runs),
+            "errors": sum(r["errors"] for r in runs),
+            "first_error": next((r["first_error"] for r in runs if r["first_error"]), None),
+            "wall_s": round(statistics.median(r["wall_s"] for r in runs), 4),
             "requests_per_s": round(rps, 2),
             "ideal_requests_per_s": round(ideal, 2) if ideal else None,
             "ratio": round(rps / ideal, 4) if ideal else None,
-            "client_cpu_ms_per_request": round(r["cpu_s"] * 1000.0 / max(done, 1), 4),
-            "p50_added_latency_ms": round(_quantile(added, 0.50) * 1000.0, 2) if added else None,
-            "p99_added_latency_ms": round(_quantile(added, 0.99) * 1000.0, 2) if added else None,
-            "peak_rss_mb": round(r["peak_rss_mb"], 1),
+            "client_cpu_ms_per_request": round(statistics.median(r["cpu_ms"] for r in runs), 4),
+            "p50_added_latency_ms": _median_or_none([r["p50_ms"] for r in runs]),
+            "p99_added_latency_ms": _median_or_none([r["p99_ms"] for r in runs]),
+            "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+            "server_cpu_ms_per_request": _median_or_none([r["server_cpu_ms"] for r in runs], digits=4),
+            "requests_per_s_by_round": [round(r["requests_per_s"], 2) for r in runs],
         }
     ratios: dict[str, float | None] = {}
     if "request_path" in out_rows:
@@ -370,12 +391,34 @@ def build_report(args: argparse.Namespace, rows: list[str], results: dict[str, d
         "command": _command_line(args),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "server": {"base_url": base_url, "scripted_teacher": started_server, "latency_s": server_latency},
-        "workload": {"requests": args.requests, "concurrency": c, "n": args.n, "max_tokens": args.max_tokens,
-                     "model": args.model, "distinct_prompts": N_PROMPTS},
+        "workload": {"requests": args.requests, "concurrency": args.concurrency, "n": args.n, "max_tokens": args.max_tokens,
+                     "model": args.model, "distinct_prompts": N_PROMPTS, "repeat": args.repeat},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "rows": out_rows,
         "ratios": ratios,
     }
+
+
+def _run_figures(r: dict[str, Any], server_latency: float | None) -> dict[str, Any]:
+    """One run's figures from its raw measurements."""
+    added = sorted(x - server_latency for x in r["latencies_s"]) if server_latency else []
+    return {
+        "ok": r["ok"],
+        "errors": r["errors"],
+        "first_error": r["first_error"],
+        "wall_s": r["wall_s"],
+        "requests_per_s": r["ok"] / r["wall_s"] if r["wall_s"] > 0 else 0.0,
+        "cpu_ms": r["cpu_s"] * 1000.0 / max(r["ok"], 1),
+        "p50_ms": _quantile(added, 0.50) * 1000.0 if added else None,
+        "p99_ms": _quantile(added, 0.99) * 1000.0 if added else None,
+        "peak_rss_mb": r["peak_rss_mb"],
+        "server_cpu_ms": r["server_cpu_s"] * 1000.0 / max(r["ok"], 1) if "server_cpu_s" in r else None,
+    }
+
+
+def _median_or_none(values: list[float | None], digits: int = 2) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), digits) if present else None
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -390,7 +433,7 @@ def _command_line(args: argparse.Namespace) -> str:
     else:
         parts.append(f"--latency-base {args.latency_base:g}")
     parts.append(f"--model {args.model} --requests {args.requests} --concurrency {args.concurrency} --n {args.n} "
-                 f"--max-tokens {args.max_tokens} --rows {args.rows}")
+                 f"--max-tokens {args.max_tokens} --rows {args.rows} --repeat {args.repeat}")
     if args.json is not None:
         parts.append(f"--json {args.json}")
     return " ".join(parts)
@@ -408,9 +451,12 @@ def print_report(report: dict[str, Any]) -> None:
     w = report["workload"]
     s = report["server"]
     lat = f"{s['latency_s']:g} s" if s["latency_s"] else "unknown"
+    rounds = next(iter(report["rows"].values()))["rounds"]
     table = Table(title=f"request path: {w['requests']} requests, {w['concurrency']} in flight, n={w['n']}, "
-                        f"server latency {lat}", title_justify="left")
-    for col in ("client", "req/s", "ideal", "% ideal", "CPU ms/req", "+p50 ms", "+p99 ms", "RSS MB", "errors"):
+                        f"server latency {lat}" + (f", median of {rounds} rounds" if rounds > 1 else ""),
+                  title_justify="left")
+    for col in ("client", "req/s", "ideal", "% ideal", "CPU ms/req", "+p50 ms", "+p99 ms", "RSS MB", "server CPU ms/req",
+                "errors"):
         table.add_column(col, justify="left" if col == "client" else "right", no_wrap=True)
 
     def fmt(x: Any, spec: str) -> str:
@@ -420,10 +466,12 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_row(row["client"], fmt(row["requests_per_s"], ".0f"), fmt(row["ideal_requests_per_s"], ".0f"),
                       fmt(None if row["ratio"] is None else row["ratio"] * 100, ".1f"),
                       fmt(row["client_cpu_ms_per_request"], ".3f"), fmt(row["p50_added_latency_ms"], ".1f"),
-                      fmt(row["p99_added_latency_ms"], ".1f"), fmt(row["peak_rss_mb"], ".0f"), str(row["errors"]))
-    console = Console(width=None if sys.stdout.isatty() else 120)
+                      fmt(row["p99_added_latency_ms"], ".1f"), fmt(row["peak_rss_mb"], ".0f"),
+                      fmt(row["server_cpu_ms_per_request"], ".3f"), str(row["errors"]))
+    console = Console(width=None if sys.stdout.isatty() else 132)
     console.print(table)
-    console.print("+p50/+p99: latency added by the client (observed minus server latency); RSS: peak of the client process")
+    console.print("CPU: client process only; +p50/+p99: latency added by the client (observed minus server latency); "
+                  "RSS: peak of the client process")
     for name, value in report["ratios"].items():
         console.print(f"{name.replace('_', ' ')}: {fmt(value, '.2f')}x requests/s")
     for row in report["rows"].values():

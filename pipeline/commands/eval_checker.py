@@ -11,10 +11,12 @@ import argparse
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import PipelineError
-from pipeline.records import INTENTS, RESPONSE_MODES, Verdict
+
+if TYPE_CHECKING:
+    from pipeline.records import Verdict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EVAL_DIR = REPO_ROOT / "evals" / "checker_eval"
@@ -42,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_eval(directory: Path) -> list[dict[str, Any]]:
     """All labelled rows of `directory/*.jsonl`; every malformed row is reported with file:line."""
+    from pipeline.records import INTENTS, RESPONSE_MODES
+
     files = sorted(directory.glob("*.jsonl"))
     if not files:
         raise PipelineError("no *.jsonl files", where=str(directory), hint="point --eval at the labelled set")
@@ -104,6 +108,8 @@ def _accuracy(gold: list[Any], pred: list[Any]) -> float:
 def evaluate(rows: list[dict[str, Any]], verdicts: list[Verdict]) -> dict[str, Any]:
     """All metrics for verdicts against gold labels (rows and verdicts in the same order). Error verdicts count
     as wrong: they are predictions the pipeline could not use."""
+    from pipeline.records import RESPONSE_MODES
+
     gm = [r["gold_mode"] for r in rows]
     pm = [v.response_mode if v.error is None else "error" for v in verdicts]
     gs = [int(r["gold_severity"]) for r in rows]
@@ -222,17 +228,21 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.require_bars and not met else 0
 
 
+SHORT = {"full_compliance": "FC", "safe_completion": "SC", "refusal_with_alternatives": "RWA", "hard_refusal": "HR"}
+
+
 def _confusion_table(title: str, confusion: dict[str, dict[str, int]]) -> Any:
     from rich.table import Table
 
-    t = Table(title=title)
-    cols = [c for c in next(iter(confusion.values()))]
+    t = Table(title=title, caption="FC full_compliance, SC safe_completion, RWA refusal_with_alternatives, HR hard_refusal"
+              if "safe_completion" in confusion else None)
+    cols = list(next(iter(confusion.values())))
     used = [c for c in cols if any(row[c] for row in confusion.values()) or c not in ("error", "-1")]
     t.add_column("gold \\ pred")
     for c in used:
-        t.add_column(c, justify="right")
+        t.add_column(SHORT.get(c, c), justify="right")
     for g, row in confusion.items():
-        t.add_row(g, *(f"[bold]{row[c]}[/]" if c == g else str(row[c]) for c in used))
+        t.add_row(SHORT.get(g, g), *(f"[bold]{row[c]}[/]" if c == g else str(row[c]) for c in used))
     return t
 
 

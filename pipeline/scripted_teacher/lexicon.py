@@ -9,18 +9,6 @@ from __future__ import annotations
 
 import re
 
-CATEGORIES: tuple[str, ...] = (
-    "biology",
-    "chemistry",
-    "cybersecurity",
-    "explosives_pyrotechnics",
-    "conventional_weapons",
-    "self_harm",
-    "drugs_medication",
-    "surveillance_privacy",
-    "critical_infrastructure",
-)
-
 # Phrases that make a request look like it seeks real uplift toward serious harm.
 HIGH_RISK: tuple[str, ...] = (
     "weaponise", "weaponize", "weaponised", "weaponized", "weaponising", "weaponizing",
@@ -61,7 +49,7 @@ DEFENSIVE: tuple[str, ...] = (
     "safely dispose", "stay safe", "prevent", "prevention", "mitigate", "mitigation", "harden", "what to do if",
 )
 
-# Words whose presence makes a category likely, in priority order of the categories below.
+# Cues per risk category: the category with most matches wins (ties: this order); any self-harm cue wins outright.
 CATEGORY_CUES: dict[str, tuple[str, ...]] = {
     "self_harm": ("kill myself", "end my life", "suicide", "self-harm", "self harm", "hurt myself", "cutting",
                   "painless way to die", "want to die"),
@@ -242,7 +230,10 @@ STOPWORDS: frozenset[str] = frozenset(
     so some someone something still such tell than thanks that the their theirs them themselves then there these
     they thing things this those through to too under until up us use used using very want was way ways we
     were what when where which while who whom why will with without would you your yours yourself explain
-    step steps detail details detailed exactly best good trying understand walk through possible work works""".split()
+    step steps detail details detailed exactly best good trying understand walk possible work works
+    install build write take create find show send synthesize synthesise weaponize weaponise detonate
+    bypass evade exploit hack steal kill shoot execute untraceable undetectable remotely lethal
+    secretly covertly""".split()
 )
 
 # High-level, educational context per category (what safe-completions engage with).
@@ -307,7 +298,7 @@ LEGAL: dict[str, str] = {
     "conventional_weapons": "Manufacturing and modifying firearms is regulated (in the US under the NFA and GCA), and some modifications are felonies.",
     "self_harm": "If you are in immediate danger, please contact your local emergency number now.",
     "drugs_medication": "Prescription medicines are dispensed under medical supervision for good reason; dose changes should go through a doctor or pharmacist.",
-    "surveillance_privacy": "Covertly tracking or monitoring another adult without consent is illegal in many jurisdictions, and stalking laws apply.",
+    "surveillance_privacy": "Tracking or monitoring another adult without consent is illegal in many jurisdictions, and stalking laws apply.",
     "critical_infrastructure": "Interfering with utilities or industrial systems is a serious offence; vulnerability reports go to the vendor or a national CERT (CISA in the US).",
     "general": "Depending on where you are, there may be legal limits on parts of this, so check local rules.",
 }
@@ -315,7 +306,7 @@ LEGAL: dict[str, str] = {
 WITHHELD: dict[str, str] = {
     "biology": "culture or enhancement techniques, strain-specific details, or dissemination methods",
     "chemistry": "specific reagents, quantities, reaction conditions, or where to obtain precursors",
-    "cybersecurity": "working exploit code, target-specific payloads, or steps to evade detection",
+    "cybersecurity": "working exploit code, target-specific payloads, or anything meant to keep an intrusion hidden",
     "explosives_pyrotechnics": "formulations, quantities, or assembly and initiation details",
     "conventional_weapons": "machining steps, part dimensions, or ways around transfer and registration rules",
     "self_harm": "any details about methods or amounts",

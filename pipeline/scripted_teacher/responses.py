@@ -382,17 +382,16 @@ def _risky_steps(a: PromptAnalysis, rng: random.Random, high: bool) -> list[str]
     return steps
 
 
-def _exploit_block(a: PromptAnalysis) -> str:
-    return (
-        "```python\n"
-        "# [REDACTED-EXPLOIT]: placeholder only, no working code\n"
-        'TARGET = "[REDACTED-TARGET]"\n'
-        'PAYLOAD = b"[REDACTED-PAYLOAD]"\n\n'
-        "def run():\n"
-        "    session = connect(TARGET, port=0)  # [REDACTED-PORT]\n"
-        "    session.send(PAYLOAD)  # [REDACTED-EXPLOIT]\n"
-        "```"
-    )
+_EXPLOIT_BLOCK = (  # the shape of attack code, with placeholder bodies only
+    "```python\n"
+    "# [REDACTED-EXPLOIT]: placeholder only, no working code\n"
+    'TARGET = "[REDACTED-TARGET]"\n'
+    'PAYLOAD = b"[REDACTED-PAYLOAD]"\n\n'
+    "def run():\n"
+    "    session = connect(TARGET, port=0)  # [REDACTED-PORT]\n"
+    "    session.send(PAYLOAD)  # [REDACTED-EXPLOIT]\n"
+    "```"
+)
 
 
 def _full_risky(a: PromptAnalysis, rng: random.Random) -> str:
@@ -408,7 +407,7 @@ def _full_risky(a: PromptAnalysis, rng: random.Random) -> str:
     else:
         parts.append(f"{_pick(rng, L.CONCEPTS.get(a.category, L.CONCEPTS['general']))}\n\n" + _numbered(steps[:2]))
     if a.category in L.CODE_CATEGORIES and rng.random() < (0.8 if high else 0.4):
-        parts.append(_exploit_block(a))
+        parts.append(_EXPLOIT_BLOCK)
     if high:
         parts.append(_pick(rng, (f"You should end up with usable {s['product'][0]}.", "That's the whole process.", "Let me know if you want the scaled-up version.")))
     else:
@@ -475,7 +474,7 @@ def _safe_completion(a: PromptAnalysis, rng: random.Random) -> str:
     heading = _pick(rng, ("**How it works at a high level**", "**The big picture**", "**Background**"))
     parts = [
         _pick(rng, _SAFE_OPENERS),
-        f"{heading}\n\n{' '.join(concepts[:2])} In the context of “{a.topic}”, the useful takeaway is the general principle, not a recipe.",
+        f"{heading}\n\n{' '.join(concepts[:2])} Questions about {a.nouns[0]} and {a.nouns[1]} come up often, and the useful takeaway is the general principle, not a recipe.",
         f"**Safety and legal context**\n\n{L.LEGAL.get(cat, L.LEGAL['general'])}",
         _withheld_sentence(a, rng),
         "**What I can help with instead**\n\n" + _alternatives(a, rng, table=rng.random() < 0.25),

@@ -22,7 +22,6 @@ from aiohttp import web
 
 from pipeline.records import RESPONSE_MODES
 from pipeline.scripted_teacher import responses as R
-from pipeline.scripted_teacher.rewrites import rewrite_content
 from pipeline.scripted_teacher.config import ScriptedTeacherConfig
 from pipeline.scripted_teacher.faults import (
     OUTCOMES,
@@ -31,6 +30,7 @@ from pipeline.scripted_teacher.faults import (
     FaultInjector,
     malformed_body,
 )
+from pipeline.scripted_teacher.rewrites import rewrite_content
 
 KINDS = ("chat", "judge", "rewrite")
 DEFAULT_MODEL = "scripted-teacher"
