@@ -105,6 +105,13 @@ def candidate_row(c: Candidate, prov: Provenance) -> dict[str, Any]:
     }
 
 
+def candidate_from_row(row: dict[str, Any]) -> Candidate:
+    """A candidate as sampled (verdict, reward and selection cleared), from a `candidates` row: for regrading."""
+    fields = {f: row[f] for f in Candidate.__dataclass_fields__ if f in row and f not in ("verdict", "reward", "ineligible_reason", "selected")}
+    fields["response"] = fields.get("response") or ""
+    return Candidate(**fields)
+
+
 def sft_row(o: Outcome, prov: Provenance) -> dict[str, Any]:
     c = o.kept
     assert c is not None

@@ -155,11 +155,16 @@ def open_version(cfg: RunConfig, *, base: dict[str, Any], resume: str | None) ->
                 and old.get("config_fingerprint") == base["config_fingerprint"]
                 and live_writer(root.child(name)) is None):
             return _reopen(root.child(name), old, base)
+    return create_version(root, cfg.dataset, base)
+
+
+def create_version(root: Storage, dataset: str, base: dict[str, Any], parent: dict[str, Any] | None = None) -> VersionDir:
+    """A brand-new version under `root` (the dataset folder), its manifest written with status "running"."""
     name = _new(root)
     run_id = f"run-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    manifest = {"dataset": cfg.dataset, "version": name, "run_id": run_id, "status": "running", "created_at": now(),
-                "finished_at": None, "attempts": [{"run_id": run_id, "started_at": now()}], "parent": None, **base}
-    v = VersionDir(root.child(name), cfg.dataset, name, run_id, manifest, resumed=False)
+    manifest = {"dataset": dataset, "version": name, "run_id": run_id, "status": "running", "created_at": now(),
+                "finished_at": None, "attempts": [{"run_id": run_id, "started_at": now()}], "parent": parent, **base}
+    v = VersionDir(root.child(name), dataset, name, run_id, manifest, resumed=False)
     write_heartbeat(v.storage)
     v.write_manifest()
     return v

@@ -64,11 +64,13 @@ def test_small_run_commits_a_complete_consistent_version(ray_session, scripted_t
     for table, schema in TABLE_SCHEMAS.items():
         files = sorted((version / table).glob("*.parquet"))
         assert [f.name for f in files] == [f"train-{k:05d}-of-{n:05d}.parquet" for k in range(n)]
-        pf = pq.ParquetFile(files[0])
-        assert pf.schema_arrow.remove_metadata() == schema.remove_metadata()
-        assert pf.metadata.row_group(0).column(0).compression == "ZSTD"
-        meta = json.loads(pf.schema_arrow.metadata[b"pipeline"])
-        assert meta["run_id"] == m["run_id"] and meta["policy_sha256"] == m["policy"]["sha256"] and meta["table"] == table
+        for f in files:
+            pf = pq.ParquetFile(f)
+            assert pf.schema_arrow.remove_metadata() == schema.remove_metadata()
+            meta = json.loads(pf.schema_arrow.metadata[b"pipeline"])
+            assert meta["run_id"] == m["run_id"] and meta["policy_sha256"] == m["policy"]["sha256"] and meta["table"] == table
+            groups = [pf.metadata.row_group(i) for i in range(pf.metadata.num_row_groups)]
+            assert all(g.num_rows > 0 and g.column(0).compression == "ZSTD" for g in groups)
     import datasets
 
     sft = datasets.load_dataset("parquet", data_files=str(version / "sft" / "*.parquet"), split="train")
@@ -187,3 +189,22 @@ def test_invalid_config_names_the_field_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "teachers[0].sampling.n" in proc.stderr and "selection.min_helpfulness" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_regrade_with_a_stricter_threshold_writes_a_child_version_without_teacher_calls(ray_session, scripted_teacher, seed_subset, tmp_path):
+    server = scripted_teacher()
+    parent = Path(_run(small_config(tmp_path, seed_subset, server.base_url)).version.storage.root)
+    sent = server.stats()["requests"]
+    server.stop()  # a regrade must not need the teacher at all
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "regrade", str(parent), "--min-helpfulness", "9.5"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    child = parent.parent / "v0002"
+    m = assert_accounted(child, per_prompt=6)
+    pm = json.loads((parent / "manifest.json").read_text())
+    assert m["parent"]["version"] == "v0001" and m["parent"]["regrade"] == {"min_helpfulness": 9.5}
+    ch = m["parent"]["changes"]
+    assert ch["added"] == 0 and ch["removed"] == pm["counts"]["kept"] - m["counts"]["kept"] > 0
+    assert ch["unchanged"] + ch["replaced"] == m["counts"]["kept"]
+    assert _table(child, "candidates").height == _table(parent, "candidates").height
+    assert sent > 0 and "removed" in proc.stdout

@@ -19,16 +19,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.config import RunConfig
 from pipeline.errors import PipelineError, RunFailed
-from pipeline.plan import Plan, load_plan, make_plan
+from pipeline.accounting import account
+from pipeline.plan import load_plan, make_plan
 from pipeline.policy import PolicySpec, load_policy
 from pipeline.records import REJECTED_SCHEMA
 from pipeline.seeds import SeedLoad, load_seeds
 from pipeline.shards import TABLES, Provenance
-from pipeline.storage import Storage
 from pipeline.version_dir import (
     HEARTBEAT,
     HEARTBEAT_EVERY_S,
@@ -279,79 +278,6 @@ def _make_workers(cfg: RunConfig, version: VersionDir, prov: Provenance, urls: d
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Finishing: add up, check, write the manifest
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _table_rows(storage: Storage, table: str) -> int:
-    return sum(pq.ParquetFile(storage.path(f"{table}/{f}"), filesystem=None).metadata.num_rows
-               if storage.local else pq.read_metadata(storage.fs.open_input_file(storage.path(f"{table}/{f}"))).num_rows
-               for f in storage.list(table, suffix=".parquet"))
-
-
-def _finish_counts(cfg: RunConfig, version: VersionDir, seeds: SeedLoad, plan: Plan, n_expand_units: int) -> dict[str, Any]:
-    """Sum the ledger, compare with what is on disk, and raise RunFailed if anything is unaccounted for."""
-    st = version.storage
-    entries = [st.read_json(f"_ledger/{name}") for name in st.list("_ledger", suffix=".json")]
-    expand = [e for e in entries if e["unit"].startswith("expand-")]
-    shards = [e for e in entries if e["unit"].startswith("shard-")]
-    s = sum_entries(shards)
-    per_prompt = sum(t.sampling.n * len(t.styles) for t in cfg.teachers)
-    counts = {
-        "seeds": len(seeds.seeds) + len(seeds.invalid),
-        "seeds_valid": len(seeds.seeds),
-        "seeds_invalid": len(seeds.invalid),
-        "rewrite_failures": sum(len(e["rewrite_failures"]) for e in expand),
-        "prompts_expanded": plan.prompts_expanded,
-        "duplicates_exact": plan.duplicates_exact,
-        "duplicates_near": plan.duplicates_near,
-        "prompts": plan.prompts,
-        "candidates": s.get("candidates", 0),
-        "candidates_failed": s.get("candidates_failed", 0),
-        "candidates_truncated": s.get("candidates_truncated", 0),
-        "candidates_empty": s.get("candidates_empty", 0),
-        "candidates_grading_error": s.get("candidates_grading_error", 0),
-        "kept": s.get("kept", 0),
-        "rejected": s.get("rejected", 0),
-        "rejected_by_reason": s.get("rejected_by_reason", {}),
-        "preferences": s.get("preferences", 0),
-        "severity_histogram": {str(k): s.get("severity_histogram", {}).get(str(k), 0) for k in range(5)},
-        "response_modes": s.get("response_modes", {}),
-        "mean_helpfulness_by_intent": {
-            k: round(v / s["kept_by_intent"][k], 3) for k, v in s.get("helpfulness_sum_by_intent", {}).items()
-        },
-        "kept_by_intent": s.get("kept_by_intent", {}),
-    }
-    on_disk = {t: _table_rows(st, t) for t in TABLES}
-    problems = []
-
-    def expect(what: str, got: int, want: int) -> None:
-        if got != want:
-            problems.append(f"{what}: {got} != {want}")
-
-    expect("expansion units committed", len(expand), n_expand_units)
-    expect("shards committed", len(shards), plan.n_shards)
-    expect("seeds valid + invalid", counts["seeds_valid"] + counts["seeds_invalid"], counts["seeds"])
-    expect("prompts expanded (ledger vs plan)", sum(e["prompts"] for e in expand), plan.prompts_expanded)
-    expect("prompts + duplicates", plan.prompts + plan.duplicates_exact + plan.duplicates_near, plan.prompts_expanded)
-    expect("prompts sampled by shards", s.get("prompts", 0), plan.prompts)
-    expect("kept + rejected", counts["kept"] + counts["rejected"], plan.prompts)
-    expect("candidates", counts["candidates"], plan.prompts * per_prompt)
-    expect("rejected invalid_seed rows", counts["rejected_by_reason"].get("invalid_seed", 0), counts["seeds_invalid"])
-    expect("sft rows on disk", on_disk["sft"], counts["kept"])
-    expect("candidates rows on disk", on_disk["candidates"], counts["candidates"])
-    expect("rejected rows on disk", on_disk["rejected"], counts["rejected"] + counts["seeds_invalid"])
-    expect("preferences rows on disk", on_disk["preferences"], counts["preferences"])
-    expect("prompts rows on disk", on_disk["prompts"], plan.prompts_expanded)
-    for t in TABLES:
-        expect(f"{t} shard files", len(st.list(t, suffix=".parquet")), plan.n_shards)
-    if problems:
-        raise RunFailed("counts do not add up:\n  - " + "\n  - ".join(problems),
-                        hint="this is a bug or a corrupted version directory; the manifest is marked failed")
-    return counts
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------------------
 
@@ -435,7 +361,8 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
                 raise
             t = time.monotonic()
             try:
-                counts = _finish_counts(cfg, version, seeds, plan, len(chunks))
+                counts = account(cfg, version.storage, plan, seeds_total=len(seeds.seeds) + len(seeds.invalid),
+                                 seeds_invalid=len(seeds.invalid), expand_units=len(chunks))
             except RunFailed as exc:
                 _end(version, "failed", timings, t0, error=str(exc))
                 raise
