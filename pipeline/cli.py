@@ -51,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PipelineError as exc:
-        from rich.console import Console
+        from pipeline.console import make_console
         from rich.text import Text
 
         message = Text("error: ", style="bold red") + Text(exc.render())  # Text: brackets in paths stay literal
-        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+        make_console(stderr=True).print(message, highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

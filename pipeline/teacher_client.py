@@ -1,7 +1,8 @@
 """The request path to teacher and judge endpoints: a lean aiohttp client for OpenAI-compatible chat completions.
 
-Why not `openai.AsyncOpenAI`: on a 2-core machine it costs 2-9 ms of CPU per request, a bare aiohttp loop about
-0.4 ms, and with thousands of requests in flight the client, not the GPUs, then sets the throughput (issue 5).
+Why not `openai.AsyncOpenAI`: on a 2-core machine it costs 2-9 ms of CPU per request against well under 1 ms for
+a bare aiohttp loop, and with thousands of requests in flight the client, not the GPUs, then sets the
+throughput (issue 5; figures in benchmarks/README.md).
 So this client keeps one pooled `aiohttp.ClientSession`, builds the JSON body by hand, parses the reply with
 `json.loads` and creates few objects per request. The first attempt runs outside tenacity (its bookkeeping
 costs ~20 us); only a request that needs a retry enters `AsyncRetrying`.

@@ -177,7 +177,7 @@ async def _sample(ctx: WorkContext, client: JournaledClient, req: SampleRequest)
     try:
         comp = await client.complete(
             req.messages(), n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-            seed=req.sampling_seed, routing_key=req.prompt.prompt_id,
+            seed=req.sampling_seed, routing_key=req.style,  # one style = one system prompt = one shared prefix
         )
     except asyncio.CancelledError:
         raise

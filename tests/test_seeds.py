@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # hf: sources in these tests are local; never touch the network
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pyarrow as pa
 import pyarrow.parquet as pq

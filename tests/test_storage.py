@@ -11,8 +11,6 @@ import sys
 import uuid
 from pathlib import Path
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import fsspec
 import pyarrow as pa

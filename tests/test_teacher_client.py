@@ -285,6 +285,18 @@ def test_400_is_not_retried() -> None:
     asyncio.run(go())
 
 
+def test_a_4xx_after_a_retry_stops_the_retries() -> None:
+    async def go() -> None:
+        async with ScriptServer(status(500), status(404, message="model not found"), ok) as srv:
+            async with client(spec(srv.base_url)) as c:
+                with pytest.raises(RequestFailed) as info:
+                    await c.complete(MESSAGES)
+            assert (info.value.kind, info.value.attempts, info.value.status) == ("http_4xx", 2, 404)
+            assert len(srv.received) == 2
+
+    asyncio.run(go())
+
+
 def test_retries_exhausted_raise_request_failed_that_survives_pickling() -> None:
     async def go() -> RequestFailed:
         async with ScriptServer(status(502)) as srv:

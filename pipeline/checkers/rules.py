@@ -99,7 +99,7 @@ GENERALISE = re.compile(
 )
 _NOT_WHY = r"(?! why| where| the reason| my reason| myself| what (?:i|this))"
 PIVOT = re.compile(
-    rf"\b(?:that said|with that said|that being said|having said that|that aside|"
+    r"\b(?:that said|with that said|that being said|having said that|that aside|"
     r"here(?:'s| is| are)\s+(?!(?:my|the)\s+(?:\w+\s+){0,3}?(?:reason|reasoning|thinking|why)\b|why\b)"
     r"(?:what|how|the|a|an|some|my|where)\b|here(?:'s| is| are)\s*:|"
     r"i can\s+(?:still\s+|definitely\s+|certainly\s+|also\s+)?(?:explain{_NOT_WHY}|share|lay out|give you|describe|outline|tell you|walk you through|"

@@ -445,7 +445,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
+    from pipeline.console import make_console
     from rich.table import Table
 
     w = report["workload"]
@@ -468,7 +468,7 @@ def print_report(report: dict[str, Any]) -> None:
                       fmt(row["client_cpu_ms_per_request"], ".3f"), fmt(row["p50_added_latency_ms"], ".1f"),
                       fmt(row["p99_added_latency_ms"], ".1f"), fmt(row["peak_rss_mb"], ".0f"),
                       fmt(row["server_cpu_ms_per_request"], ".3f"), str(row["errors"]))
-    console = Console(width=None if sys.stdout.isatty() else 132)
+    console = make_console()
     console.print(table)
     console.print("CPU: client process only; +p50/+p99: latency added by the client (observed minus server latency); "
                   "RSS: peak of the client process")

@@ -84,14 +84,14 @@ def row_problem(row: dict[str, Any]) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
     from rich.table import Table
 
     from pipeline.checkers import Pair, grade_pairs, prompt_text
     from pipeline.policy import default_policy, load_policy
     from pipeline.records import INTENTS, Verdict
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     config = None
     if args.config:
         from pipeline.config import load_config

@@ -161,13 +161,13 @@ def evaluate(rows: list[dict[str, Any]], verdicts: list[Verdict]) -> dict[str, A
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from rich.console import Console
+    from pipeline.console import make_console
     from rich.table import Table
 
     from pipeline.checkers import Pair, grade_pairs
     from pipeline.policy import default_policy, load_policy
 
-    console = Console()
+    console = make_console()
     config = None
     if args.config:
         from pipeline.config import load_config

@@ -34,13 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
 
     from pipeline.policy import load_policy
 
     spec = load_policy(args.file)
     n_signals = sum(len(c.uplift_signals) for c in spec.categories.values()) + len(spec.common_uplift_signals)
-    Console().print(
+    make_console().print(
         f"[green]valid[/]: {spec.name} {spec.version} ({len(spec.categories)} categories, {n_signals} uplift signals) "
         f"sha256 {spec.sha256}",
         highlight=False,
@@ -49,7 +49,7 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
     from rich.table import Table
 
     from pipeline.policy import load_policy
@@ -72,7 +72,7 @@ def show(args: argparse.Namespace) -> int:
             print("----- response_format -----")
             print(json.dumps(JUDGE_RESPONSE_FORMAT, indent=2))
         return 0
-    console = Console()
+    console = make_console()
     console.print(f"[bold]{spec.name}[/] {spec.version}  sha256 {spec.sha256}\n{spec.description}", highlight=False)
     sev = Table(title="severity levels")
     for col in ("level", "name", "penalty", "definition"):

@@ -33,13 +33,13 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    from rich.console import Console
+    from pipeline.console import make_console
 
     from pipeline.publish import build_hub_folder
     from pipeline.publish.hub import check_repo_id, push_folder, resolve_token
     from pipeline.versions import open_version
 
-    console = Console()
+    console = make_console()
     check_repo_id(args.repo_id)
     if not args.dry_run:
         resolve_token()  # fail before staging, not after

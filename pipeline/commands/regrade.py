@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
 
     from pipeline.config import RunConfig, load_config
     from pipeline.regrade import regrade
@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
         cfg.selection.min_helpfulness = changed["min_helpfulness"] = args.min_helpfulness
     cfg = RunConfig.model_validate(cfg.model_dump())  # re-run the cross-field checks after the overrides
     child = regrade(args.version_dir, cfg, what_changed=changed)
-    console = Console()
+    console = make_console()
     print_summary(console, child.manifest, child.storage.uri)
     ch = child.manifest["parent"]["changes"]
     console.print(f"parent {child.manifest['parent']['version']}: kept added {ch['added']}, removed {ch['removed']}, "

@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
 
     from pipeline.report import build_report
     from pipeline.report.html import render_html
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     version = open_version(args.version_dir)
     other = open_version(args.against) if args.against else None
     report = build_report(version, other)
-    console = Console()
+    console = make_console()
     console.print(f"[bold]{version.label}[/] run {version.run_id} status {version.status}", highlight=False)
     for w in report.warnings:
         console.print(f"[bold yellow]warning:[/] {w}", highlight=False)

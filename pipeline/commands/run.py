@@ -49,7 +49,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
 
     from pipeline.config import load_config
     from pipeline.runner.driver import run_pipeline
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     if args.resume and not config_path:
         config_path = _config_of(args.resume)
     cfg = load_config(config_path, overrides_from(args))
-    console = Console()
+    console = make_console()
     result = run_pipeline(cfg, resume=args.resume, console=console, live=not args.no_live)
     print_summary(console, result.manifest, result.version.storage.uri)
     return 0

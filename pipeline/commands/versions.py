@@ -19,12 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from pipeline.console import make_console
 
     from pipeline.versions import find_versions, versions_table
 
     versions = find_versions(args.dir)
-    console = Console()
+    console = make_console()
     if not versions:
         console.print(f"no dataset versions under {args.dir} (run `python -m pipeline run` to make one)",
                       highlight=False)

@@ -35,7 +35,6 @@ from pipeline.version_dir import (
     now,
     open_version,
     package_versions,
-    sum_entries,
     write_heartbeat,
 )
 
