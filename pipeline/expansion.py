@@ -116,7 +116,9 @@ def deterministic_prompts(seed: Seed, cfg: Expansion, budget: int) -> list[Promp
 
 def rewrite_requests(seed: Seed, cfg: Expansion) -> list[RewriteRequest]:
     """The LLM rewrite calls a seed needs (none when both counts are zero)."""
-    reqs = []
+    reqs: list[RewriteRequest] = []
+    if cfg.max_prompts_per_seed < 2:
+        return reqs  # only the seed itself fits: asking for rewrites would be paid for and dropped
     if cfg.rewrites.paraphrases:
         reqs.append(RewriteRequest(seed, "paraphrase", cfg.rewrites.paraphrases))
     if cfg.rewrites.variants:

@@ -21,8 +21,9 @@ OVERLOAD_KINDS: frozenset[str] = frozenset({"http_429", "timeout", "latency"})
 class AimdController:
     """Additive-increase / multiplicative-decrease concurrency window for one endpoint.
 
-    - starts at `initial`, grows by 1 after each full window of successes while healthy (no cooldown, latency
-      not elevated), never above `ceiling`;
+    - starts at `initial` in slow start: +1 per success (the window doubles each round trip) until the first
+      push-back; from then on grows by 1 after each full window of successes while healthy (no cooldown,
+      latency not elevated), never above `ceiling`;
     - shrinks by `decrease_factor` on 429s and timeouts, and by the gentler `latency_decrease_factor` when
       latency rises (smoothed latency above `latency_factor` x the running minimum: a queue is building, no
       request has failed yet), never below `floor`; at most one decrease per round-trip time, since a burst
@@ -61,6 +62,7 @@ class AimdController:
         self.min_window_samples = min_window_samples
         self._clock = clock
         self._window = min(max(initial, floor), ceiling)
+        self._slow_start = True  # TCP-style: grow exponentially until the endpoint first pushes back
         self._acked = 0  # successes since the window last grew
         self._ewma: float | None = None  # smoothed latency
         self._samples = 0
@@ -111,6 +113,10 @@ class AimdController:
             return
         if self._window >= self.ceiling or (self._cooldown_until and self._clock() < self._cooldown_until):
             return
+        if self._slow_start:  # +1 per success doubles the window every round trip until the first push-back
+            self._window += 1
+            self.increases += 1
+            return
         self._acked += 1
         if self._acked >= self._window:
             self._window += 1
@@ -128,6 +134,7 @@ class AimdController:
         if now < self._no_decrease_until:
             return
         self._acked = 0
+        self._slow_start = False
         self._no_decrease_until = now + (self._ewma if self._ewma is not None else 1.0)
         factor = self.latency_decrease_factor if kind == "latency" else self.decrease_factor
         smaller = max(self.floor, int(self._window * factor))
@@ -170,6 +177,10 @@ class AdaptiveLimiter:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     @property
     def max_in_flight(self) -> int:

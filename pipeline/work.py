@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,10 +64,15 @@ class Tally:
     failures_by_kind: Counter = field(default_factory=Counter)
     prompts_done: int = 0
     candidates_done: int = 0
+    stage_seconds: Counter = field(default_factory=Counter)  # CPU-bound work in the worker: grading, writing
 
     def snapshot(self) -> dict[str, Any]:
+        import resource
+
         d = dataclasses.asdict(self)
         d["failures_by_kind"] = dict(self.failures_by_kind)
+        d["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
+        d["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         return d
 
 
@@ -188,15 +194,18 @@ async def _sample(ctx: WorkContext, client: JournaledClient, req: SampleRequest)
                     completion_tokens=comp.completion_tokens, latency_ms=comp.latency_ms, attempts=comp.attempts)
 
 
-async def _grade(grader: Grader, c: Candidate) -> None:
+async def _grade(grader: Grader, c: Candidate, tally: Tally | None = None) -> None:
     if c.error or not c.response.strip() or c.finish_reason == "length":
         return  # not gradable: selection records why
+    t0 = time.perf_counter()
     try:
         c.verdict = await grader.grade(c.prompt, c.response, c.category, c.intent)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         c.verdict = Verdict.failed(category=c.category, checker=grader.name, checker_version=grader.version, error=_describe(exc))
+    if tally is not None:
+        tally.stage_seconds["grade"] += time.perf_counter() - t0  # includes judge waits when the judge is remote
 
 
 async def sample_shard(ctx: WorkContext, index: int, total: int) -> dict[str, Any]:
@@ -219,7 +228,7 @@ async def sample_shard(ctx: WorkContext, index: int, total: int) -> dict[str, An
         reqs = sample_requests(p, ctx.cfg.teachers, ctx.system_prompt)
         batches = await asyncio.gather(*(_sample(ctx, clients[r.teacher.name], r) for r in reqs))
         cands = [c for b in batches for c in b]
-        await asyncio.gather(*(_grade(grader, c) for c in cands))
+        await asyncio.gather(*(_grade(grader, c, tally) for c in cands))
         outcome = select(p, cands, penalty=ctx.penalty, min_helpfulness=ctx.cfg.selection.min_helpfulness,
                          preference_margin=ctx.cfg.selection.preference_margin)
         tally.prompts_done += 1
@@ -232,7 +241,9 @@ async def sample_shard(ctx: WorkContext, index: int, total: int) -> dict[str, An
         outcomes = await asyncio.gather(*(one_prompt(p) for p in prompts))
     finally:
         journal.close()
+    t0 = time.perf_counter()
     entry = write_shard(ctx, index, total, outcomes, all_cands)
+    tally.stage_seconds["select_write"] += time.perf_counter() - t0
     return entry
 
 

@@ -34,8 +34,35 @@ def test_initial_window_is_clamped_and_arguments_checked() -> None:
         AimdController(initial=1, ceiling=4, latency_factor=1.0)
 
 
+def test_slow_start_doubles_per_round_trip_until_the_first_push_back() -> None:
+    clock = Clock()
+    c = controller(clock, initial=4, ceiling=64)
+    for _ in range(4):  # one round trip of a full window
+        c.on_success(0.5)
+    assert c.window == 8
+    for _ in range(8):
+        c.on_success(0.5)
+    assert c.window == 16
+    c.on_overload("http_429")
+    assert c.window == 8
+    clock.t += 1.0
+    for _ in range(8):  # after the push-back: congestion avoidance, +1 per full window
+        c.on_success(0.5)
+    assert c.window == 9
+
+
+def congestion_avoidance(clock: Clock, *, window: int, **kw) -> AimdController:
+    """A controller that has left slow start (one push-back) and sits at `window`."""
+    c = controller(clock, initial=2 * window, **kw)
+    c.on_overload("http_429")
+    clock.t += 2.0
+    assert c.window == window
+    return c
+
+
 def test_additive_increase_one_per_window_of_successes_up_to_ceiling() -> None:
-    c = controller(Clock(), initial=4, ceiling=6)
+    c = congestion_avoidance(Clock(), window=4, ceiling=8)
+    c.ceiling = 6
     for _ in range(3):
         c.on_success(0.5)
     assert c.window == 4
@@ -85,14 +112,14 @@ def test_retry_after_holds_the_window_until_the_cooldown_passes() -> None:
 
 def test_rising_latency_shrinks_the_window() -> None:
     clock = Clock()
-    c = controller(clock, initial=16, ceiling=64, latency_factor=3.0, latency_samples=10)
+    c = congestion_avoidance(clock, window=16, ceiling=64, latency_factor=3.0, latency_samples=10)
     for _ in range(30):
         c.on_success(0.5)
     assert c.window == 17 and not c.latency_elevated()
     while not c.latency_elevated():
         c.on_success(5.0)  # ten times the baseline: a queue is building at the server
     assert c.window == 15  # the gentle latency cut, 17 x 0.9
-    assert c.snapshot()["decreases_by_kind"] == {"latency": 1}
+    assert c.snapshot()["decreases_by_kind"] == {"http_429": 1, "latency": 1}
     assert c.min_latency == 0.5
 
 

@@ -69,13 +69,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="rounds of all rows, interleaved; each figure is the median over rounds (default 1)")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="per-request timeout in seconds (default 120)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
+    g = p.add_argument_group("pipeline mode")
+    g.add_argument("--prompts", type=int, default=5000, metavar="N", help="generated seeds, one prompt each (default 5000)")
+    g.add_argument("--styles", default="helpful,safe_completion", help="styles per prompt (default helpful,safe_completion)")
+    g.add_argument("--shard-size", type=int, default=256, help="prompts per shard (default 256)")
+    g.add_argument("--workers", type=int, help="worker actors (default: one per CPU)")
     p.set_defaults(func=run)
+
+
+def _run_pipeline_mode(args: argparse.Namespace) -> int:
+    """Whole pipeline on generated seeds against the scripted teacher (pipeline/bench_pipeline.py)."""
+    from pipeline.bench_pipeline import print_pipeline_report, run_bench
+
+    styles = [s.strip() for s in args.styles.split(",") if s.strip()]
+    report = run_bench(prompts=args.prompts, concurrency=args.concurrency, latency=args.latency_base, n=args.n,
+                       styles=styles, shard_size=args.shard_size, workers=args.workers)
+    report["command"] = (f"python -m pipeline bench --mode pipeline --prompts {args.prompts} --concurrency "
+                         f"{args.concurrency} --n {args.n} --latency-base {args.latency_base} --styles {','.join(styles)}")
+    print_pipeline_report(report)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.mode == "pipeline":
-        raise PipelineError("whole-pipeline bench mode is not available in this build", where="--mode",
-                            hint="use --mode request to measure the request path")
+        return _run_pipeline_mode(args)
     rows = _check_args(args)
     api_key = _api_key(args.api_key_env)
     server = None

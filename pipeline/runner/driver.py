@@ -259,7 +259,9 @@ class Scheduler:
         self.poll()
 
 
-def _make_workers(cfg: RunConfig, version: VersionDir, prov: Provenance, urls: dict[str, tuple[str, ...]]) -> list[Any]:
+def _make_workers(cfg: RunConfig, version: VersionDir, prov: Provenance,
+                  urls: dict[str, tuple[str, ...]]) -> tuple[list[Any], dict[str, Any]]:
+    """Worker actors, and one concurrency governor per endpoint that they all share."""
     import ray
 
     from pipeline.runner.worker import UnitWorker
@@ -268,12 +270,13 @@ def _make_workers(cfg: RunConfig, version: VersionDir, prov: Provenance, urls: d
 
     n = cfg.ray.workers or max(1, min(8, int(ray.cluster_resources().get("CPU", 1) // cfg.ray.num_cpus_per_worker)))
     endpoints = [*cfg.teachers, *([cfg.judge] if cfg.judge and cfg.checker != "rules" else [])]
-    governors = {e.name: EndpointGovernor.remote(max(1, e.max_concurrency // 4), e.max_concurrency) for e in endpoints}
-    return [
+    governors = {e.name: EndpointGovernor.remote(max(1, e.max_concurrency // 2), e.max_concurrency) for e in endpoints}
+    workers = [
         UnitWorker.options(num_cpus=cfg.ray.num_cpus_per_worker, max_restarts=3, max_task_retries=0, max_concurrency=256)
         .remote(cfg.public_dict(), version.storage.uri, prov, urls, governors, f"worker-{i}")
         for i in range(n)
     ]
+    return workers, governors
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
                 with teacher_urls(cfg) as urls, ray_session(cfg), LiveView(console, enabled=live) as view:
                     if handle_signals:  # after ray.init, which installs a SIGTERM handler of its own
                         previous = _install_signal_handlers(stop)
-                    workers = _make_workers(cfg, version, prov, urls)
+                    workers, governors = _make_workers(cfg, version, prov, urls)
                     sched = Scheduler(cfg, workers, view, stop)
                     t = time.monotonic()
                     done_units = set(st.list("_ledger", suffix=".json"))
@@ -345,10 +348,11 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
                     sched.run(todo, sampled)
                     timings["sample_check_select"] = time.monotonic() - t
                     requests = _requests_summary(sched.last_reports)
+                    import ray
+
+                    requests["limiters"] = {name: ray.get(g.snapshot.remote(), timeout=10) for name, g in governors.items()}
                     for w in workers:
                         with contextlib.suppress(Exception):
-                            import ray
-
                             ray.get(w.close.remote(), timeout=10)
             except Stop:
                 _end(version, "interrupted", timings, t0)
@@ -401,6 +405,9 @@ def _requests_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
             for k, v in c.get("retries_by_kind", {}).items():
                 out["retries_by_kind"][k] = out["retries_by_kind"].get(k, 0) + v
     out["retries"] = sum(out["retries_by_kind"].values())
+    out["stage_seconds"] = {k: round(sum(r.get("stage_seconds", {}).get(k, 0) for r in reports), 3)
+                            for k in sorted({k for r in reports for k in r.get("stage_seconds", {})})}
+    out["worker_peak_rss_mb"] = [r["peak_rss_mb"] for r in reports if "peak_rss_mb" in r]
     return out
 
 

@@ -26,12 +26,18 @@ class EndpointGovernor:
     def __init__(self, initial: int, ceiling: int) -> None:
         self.controller = AimdController(initial=initial, ceiling=ceiling)
         self.last_seen: dict[str, float] = {}
+        self.demand: dict[str, int] = {}
 
     def report(self, worker: str, n_ok: int, mean_latency: float, min_latency: float,
-               overloads: list[tuple[str, float | None]]) -> tuple[int, float]:
-        """Fold one worker's outcomes in; return (this worker's window, cooldown seconds)."""
+               overloads: list[tuple[str, float | None]], demand: int) -> tuple[int, float]:
+        """Fold one worker's outcomes in; return (this worker's window, cooldown seconds).
+
+        The global window is split in proportion to demand (requests in flight or waiting), so a worker between
+        shards does not sit on a share that another worker could use.
+        """
         now = time.monotonic()
         self.last_seen[worker] = now
+        self.demand[worker] = demand
         c = self.controller
         if n_ok:
             c.on_success(min_latency)
@@ -39,8 +45,10 @@ class EndpointGovernor:
                 c.on_success(mean_latency)
         for kind, retry_after in overloads:
             c.on_overload(kind, retry_after)
-        active = sum(1 for t in self.last_seen.values() if now - t < 5.0) or 1
-        return max(1, math.ceil(c.window / active)), c.cooldown_remaining()
+        live = [w for w, t in self.last_seen.items() if now - t < 5.0]
+        total = sum(self.demand[w] for w in live)
+        share = demand / total if total else 1 / max(len(live), 1)
+        return max(1, math.ceil(c.window * share)), c.cooldown_remaining()
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.controller.snapshot(), "workers": len(self.last_seen)}
@@ -55,6 +63,7 @@ class SharedWindow:
 
     def __init__(self, governor: Any, worker: str, *, initial: int, ceiling: int, sync_s: float = 0.2) -> None:
         self.governor, self.worker, self.ceiling, self.sync_s = governor, worker, ceiling, sync_s
+        self.demand: Any = lambda: 0  # set by the owner: requests in flight plus waiting at this worker
         self.floor = 1
         self._window = max(1, initial)
         self._n = 0
@@ -80,15 +89,16 @@ class SharedWindow:
 
     async def _sync_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.sync_s)
             await self.sync()
+            await asyncio.sleep(self.sync_s)
 
     async def sync(self) -> None:
         n, mean = self._n, (self._sum / self._n if self._n else 0.0)
         low, overloads = (self._min if self._n else 0.0), self._overloads
         self._n, self._sum, self._min, self._overloads = 0, 0.0, math.inf, []
         try:
-            self._window, self._cooldown = await self.governor.report.remote(self.worker, n, mean, low, overloads)
+            self._window, self._cooldown = await self.governor.report.remote(self.worker, n, mean, low, overloads,
+                                                                             self.demand())
         except Exception:  # a lost governor must not stop the work: keep the last window
             return
 

@@ -36,7 +36,9 @@ class UnitWorker:
             for name, gov in self._governors.items():
                 window = SharedWindow(gov, self._name, initial=1, ceiling=endpoints[name].max_concurrency)
                 self._windows.append(window)
-                limiters[name] = AdaptiveLimiter(window)  # type: ignore[arg-type]
+                limiter = AdaptiveLimiter(window)  # type: ignore[arg-type]
+                window.demand = lambda lim=limiter: lim.in_flight + lim.waiting
+                limiters[name] = limiter
             self._ctx = build_context(cfg, uri, prov, urls, limiters=limiters)
         return self._ctx
 
