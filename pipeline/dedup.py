@@ -1,8 +1,9 @@
 """Exact and near-duplicate prompt removal: normalised-text ids, then MinHash LSH over word n-grams.
 
-Works on numpy arrays (signatures are n x num_perm uint32) so 100k+ prompts fit in tens of MB; the candidate
-pairs come from sorting band hashes, not from a Python dict per band. The first occurrence in input order is
-kept; a later prompt is a near duplicate only of an earlier *kept* prompt, so the result is deterministic.
+Works on numpy arrays (signatures are n x num_perm uint32, band buckets from `np.unique`), so 100k+ prompts
+fit in tens of MB. The first occurrence in input order is kept; a later prompt is a near duplicate only of an
+earlier *kept* prompt, found among the first MAX_BUCKET_REPRESENTATIVES kept members of the buckets it shares,
+so the result is deterministic and memory stays bounded even when thousands of prompts share a bucket.
 """
 
 from __future__ import annotations
@@ -54,12 +55,23 @@ def _perms(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
 def minhash_signatures(texts: Iterable[str], *, num_perm: int, ngram: int) -> np.ndarray:
     """MinHash signatures (n x num_perm, uint32) of the texts' word n-gram sets."""
     a, b = _perms(num_perm)
-    rows = []
+    out = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:  # one vectorised pass per batch: hash every shingle, min per text with reduceat
+        lengths = np.fromiter((len(x) for x in batch), dtype=np.int64, count=len(batch))
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        hv = (np.concatenate(batch)[:, None] * a[None, :] + b[None, :]) % _PRIME
+        out.append(np.minimum.reduceat(hv, starts, axis=0).astype(np.uint32))
+        batch.clear()
+
     for text in texts:
-        sh = _shingles(text, ngram)[:, None]
-        hv = (sh * a[None, :] + b[None, :]) % _PRIME
-        rows.append(hv.min(axis=0).astype(np.uint32))
-    return np.vstack(rows) if rows else np.zeros((0, num_perm), dtype=np.uint32)
+        batch.append(_shingles(text, ngram))
+        if len(batch) == 2048:
+            flush()
+    if batch:
+        flush()
+    return np.vstack(out) if out else np.zeros((0, num_perm), dtype=np.uint32)
 
 
 def find_duplicates(
@@ -80,30 +92,34 @@ def find_duplicates(
         return DedupResult(dup_of, kind)
     idx = np.asarray(candidates, dtype=np.int64)
     sig = minhash_signatures((texts[i] for i in candidates), num_perm=num_perm, ngram=ngram)
-    rows = num_perm // bands
-    pairs: set[tuple[int, int]] = set()
+    bucket = _band_buckets(sig, bands)  # (bands, m): bucket id per band, -1 for a bucket of one
+    reps: list[dict[int, list[int]]] = [{} for _ in range(bands)]  # per band: bucket -> earliest kept members
+    for j in range(len(candidates)):
+        mine = [(b, int(bucket[b, j])) for b in range(bands) if bucket[b, j] >= 0]
+        if not mine:
+            continue  # shares no band with anything: cannot be a near duplicate, and nothing can duplicate it
+        earlier = sorted({k for b, key in mine for k in reps[b].get(key, ())})
+        if earlier:
+            agree = (sig[earlier] == sig[j]).mean(axis=1)
+            hit = np.flatnonzero(agree >= threshold)
+            if hit.size:
+                dup_of[idx[j]], kind[idx[j]] = idx[earlier[hit[0]]], "near"
+                continue
+        for b, key in mine:  # j is kept: it may absorb later prompts of its buckets
+            members = reps[b].setdefault(key, [])
+            if len(members) < MAX_BUCKET_REPRESENTATIVES:
+                members.append(j)
+    return DedupResult(dup_of, kind)
+
+
+def _band_buckets(sig: np.ndarray, bands: int) -> np.ndarray:
+    """For each LSH band, a bucket id per row (rows with equal band hashes share it); -1 where a row is alone."""
+    m, rows = sig.shape[0], sig.shape[1] // bands
+    out = np.full((bands, m), -1, dtype=np.int64)
     for band in range(bands):
         chunk = np.ascontiguousarray(sig[:, band * rows : (band + 1) * rows])
-        keys = np.array([xxhash.xxh64_intdigest(r.tobytes()) for r in chunk], dtype=np.uint64)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for s, e in zip(starts, ends):
-            if e - s > 1:
-                members = np.sort(order[s:e])
-                reps = members[:MAX_BUCKET_REPRESENTATIVES]
-                for j in range(1, len(members)):
-                    for k in reps[: min(j, len(reps))]:
-                        pairs.add((int(k), int(members[j])))
-    by_later: dict[int, list[int]] = {}
-    for early, late in pairs:
-        by_later.setdefault(late, []).append(early)
-    for late in sorted(by_later):
-        for early in sorted(by_later[late]):
-            if dup_of[idx[early]] >= 0:
-                continue  # only kept prompts absorb near duplicates
-            if float(np.mean(sig[early] == sig[late])) >= threshold:
-                dup_of[idx[late]], kind[idx[late]] = idx[early], "near"
-                break
-    return DedupResult(dup_of, kind)
+        keys = chunk.view(np.dtype((np.void, chunk.dtype.itemsize * rows))).ravel()
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        shared = counts[inverse] > 1
+        out[band, shared] = inverse[shared]
+    return out
