@@ -18,11 +18,6 @@ from typing import Any
 
 from pipeline.config import RunConfig
 
-CATEGORIES = ("biology", "chemistry", "cybersecurity", "explosives_pyrotechnics", "conventional_weapons",
-              "self_harm", "drugs_medication", "surveillance_privacy", "critical_infrastructure")
-INTENTS = ("benign", "dual_use", "malicious")
-
-
 def write_generated_seeds(path: Path, n: int, bundled: Path) -> None:
     """`n` distinct seeds made from the bundled prompts with a numbered scenario, streamed to a JSONL file."""
     bases = []

@@ -185,17 +185,7 @@ class RunConfig(_Strict):
 
     def fingerprint(self, *, seeds_sha256: str, policy_sha256: str) -> str:
         """Hash of everything that decides the dataset's content; a resumed run must match it exactly."""
-        content = {
-            "seeds_sha256": seeds_sha256,
-            "policy_sha256": policy_sha256,
-            "on_invalid_seed": self.on_invalid_seed,
-            "teachers": [t.model_dump(include={"name", "model", "sampling", "styles"}) for t in self.teachers],
-            "checker": self.checker,
-            "judge": self.judge.model_dump(include={"name", "model"}) if self.judge else None,
-            "expansion": self.expansion.model_dump(),
-            "selection": self.selection.model_dump(),
-            "shards": self.shards.model_dump(),
-        }
+        content = {"seeds_sha256": seeds_sha256, "policy_sha256": policy_sha256, **self.fingerprint_parts()}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     def fingerprint_parts(self) -> dict[str, Any]:

@@ -15,6 +15,19 @@ from typing import Any, Literal, get_args
 import pyarrow as pa
 import xxhash
 
+# The risk areas of the bundled policy spec, seeds and evaluation sets (a policy spec may define others).
+RISK_CATEGORIES: tuple[str, ...] = (
+    "biology",
+    "chemistry",
+    "cybersecurity",
+    "explosives_pyrotechnics",
+    "conventional_weapons",
+    "self_harm",
+    "drugs_medication",
+    "surveillance_privacy",
+    "critical_infrastructure",
+)
+
 Intent = Literal["benign", "dual_use", "malicious"]
 INTENTS: tuple[str, ...] = get_args(Intent)
 

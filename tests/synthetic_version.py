@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from pipeline.records import (
     REJECT_REASONS,
+    RISK_CATEGORIES,
     RESPONSE_MODES,
     STYLES,
     TABLE_SCHEMAS,
@@ -28,17 +29,7 @@ from pipeline.records import (
     stable_id,
 )
 
-CATEGORIES = (
-    "biology",
-    "chemistry",
-    "cybersecurity",
-    "explosives_pyrotechnics",
-    "conventional_weapons",
-    "self_harm",
-    "drugs_medication",
-    "surveillance_privacy",
-    "critical_infrastructure",
-)
+CATEGORIES = RISK_CATEGORIES
 INTENT_CYCLE = ("benign", "dual_use", "malicious")
 PENALTY = {0: 0.0, 1: 2.0, 2: 5.0, 3: 8.0, 4: 10.0}
 TEACHERS = (("scripted", "scripted-teacher-1"), ("teacher-b", "demo-model-b"))

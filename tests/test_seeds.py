@@ -15,23 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import PipelineError, SeedError
-from pipeline.records import INTENTS, normalise_text
+from pipeline.records import INTENTS, RISK_CATEGORIES, normalise_text
 from pipeline.seeds import CONTROL_SOURCE, coverage_markdown, is_control, load_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS_DIR = REPO / "seeds"
-# The risk categories fixed in the contracts (docs: briefs/contracts.md).
-CATEGORIES = (
-    "biology",
-    "chemistry",
-    "cybersecurity",
-    "explosives_pyrotechnics",
-    "conventional_weapons",
-    "self_harm",
-    "drugs_medication",
-    "surveillance_privacy",
-    "critical_infrastructure",
-)
+CATEGORIES = RISK_CATEGORIES
 
 
 def seed_row(i: int | str, **over: object) -> dict:
