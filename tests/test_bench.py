@@ -81,3 +81,22 @@ def test_bench_rejects_bad_arguments_with_a_clear_error(args: list[str], where: 
     proc = bench(*args)
     assert proc.returncode == 2
     assert where in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_pipeline_mode_runs_the_whole_pipeline_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "pipeline.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "bench", "--mode", "pipeline", "--prompts", "60", "--concurrency", "16",
+         "--latency-base", "0.01", "--shard-size", "16", "--n", "2", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "RAY_ADDRESS": ""},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mode"] == "pipeline" and report["prompts"] > 0
+    assert report["candidates"] == report["prompts"] * 4  # 2 styles x n=2
+    for key in ("teacher_bound_ideal_s", "sample_check_select_s", "overhead_vs_ideal", "wall_s", "prompts_per_s",
+                "driver_peak_rss_mb", "worker_peak_rss_mb", "timings", "stage_seconds_in_workers", "limiters"):
+        assert key in report, key
+    assert report["teacher_bound_ideal_s"] > 0 and len(report["worker_peak_rss_mb"]) >= 1
+    assert "overhead over ideal" in proc.stdout
