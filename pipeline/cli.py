@@ -35,13 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"pipeline.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command still being built is simply not offered
-            if exc.name == f"pipeline.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"pipeline.commands.{name}").register(sub)
     return parser
 
 
