@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.checkers import prefilter as P
 from pipeline.checkers import rules as R
 from pipeline.policy import default_policy
 
@@ -32,7 +33,7 @@ def _fragments(patterns: list[re.Pattern[str]]) -> list[str]:
     """Literal pieces of the patterns (their gate strings), to build texts that often match."""
     out: set[str] = set()
     for rx in patterns:
-        for clauses in R._literal_gate(rx) or ():
+        for clauses in P.literal_gate(rx) or ():
             for keys in clauses:
                 out.update(keys)
     return sorted(out)
@@ -66,30 +67,30 @@ def texts() -> list[str]:
 def test_case_aliases_are_exactly_what_re_folds_onto_ascii_letters() -> None:
     folds_to_ascii = re.compile(r"[\x00-\x7f]", re.IGNORECASE)
     found = {chr(cp) for cp in range(0x80, 0x110000) if folds_to_ascii.fullmatch(chr(cp))}
-    assert found == {alias for alias, _ in R._CASE_ALIASES}
-    for alias, letter in R._CASE_ALIASES:
+    assert found == {alias for alias, _ in P.CASE_ALIASES}
+    for alias, letter in P.CASE_ALIASES:
         assert re.fullmatch(letter, alias, re.IGNORECASE)
 
 
 def test_literal_gate_reads_clauses_off_the_pattern() -> None:
-    gate = R._literal_gate(re.compile(r"\bbuy\b[^.]{0,50}\bwithout\s+(?:a\s+)?licen[cs]e\b"))
+    gate = P.literal_gate(re.compile(r"\bbuy\b[^.]{0,50}\bwithout\s+(?:a\s+)?licen[cs]e\b"))
     assert gate == ((frozenset({"without"}), frozenset({"licence", "license"}), frozenset({"buy"})),)
     # \b(?:a|b)\b and \ba|\bb: each alternative keeps its own clauses
-    assert R._literal_gate(re.compile(r"\b(?:reach(?:ing)? out|call)\b")) == (
+    assert P.literal_gate(re.compile(r"\b(?:reach(?:ing)? out|call)\b")) == (
         (frozenset({"reach out", "reaching out"}),), (frozenset({"call"}),),
     )
-    assert R._literal_gate(re.compile(r"\bdark web\b|\bsell\w* online\b")) == (
+    assert P.literal_gate(re.compile(r"\bdark web\b|\bsell\w* online\b")) == (
         (frozenset({"dark web"}),), (frozenset({" online"}), frozenset({"sell"})),
     )
     # case-insensitive patterns give lowercase strings; a pattern without a literal gets no gate
-    assert R._literal_gate(re.compile(r"\bDetonator\b", re.IGNORECASE)) == ((frozenset({"detonator"}),),)
+    assert P.literal_gate(re.compile(r"\bDetonator\b", re.IGNORECASE)) == ((frozenset({"detonator"}),),)
     skill = re.compile(r"\bskill\b", re.IGNORECASE)
-    assert skill.search("\u017f\u212aILL") and R._gate_holds(R._literal_gate(skill), R._fold_case("\u017f\u212aILL"))
-    assert R._literal_gate(re.compile(r"\d+\s?mg")) == ((frozenset({"mg"}),),)
-    assert R._literal_gate(re.compile(r"\d+\s?(?:g|l)\b")) is None  # single characters alone: no gate
-    assert R._literal_gate(re.compile(r"x|\w+")) is None
+    assert skill.search("\u017f\u212aILL") and P.gate_holds(P.literal_gate(skill), P.fold_case("\u017f\u212aILL"))
+    assert P.literal_gate(re.compile(r"\d+\s?mg")) == ((frozenset({"mg"}),),)
+    assert P.literal_gate(re.compile(r"\d+\s?(?:g|l)\b")) is None  # single characters alone: no gate
+    assert P.literal_gate(re.compile(r"x|\w+")) is None
     # a case-folding group inside a case-sensitive pattern cannot be tested on the unfolded text
-    assert R._literal_gate(re.compile(r"(?i:secret)")) is None
+    assert P.literal_gate(re.compile(r"(?i:secret)")) is None
 
 
 @pytest.mark.parametrize("source", ["tag", "spec"])
@@ -97,13 +98,13 @@ def test_literal_gates_never_rule_out_a_match(source: str, texts: list[str]) -> 
     patterns = R._GATED if source == "tag" else _spec_patterns()
     checked = 0
     for name, rx in patterns.items():
-        gate = R._literal_gate(rx)
+        gate = P.literal_gate(rx)
         for text in texts:
             if rx.search(text):
                 checked += 1
                 # strings of a case-insensitive pattern are looked for in folded text, others in the text searched
-                probe = R._fold_case(text) if rx.flags & re.IGNORECASE else text
-                assert R._gate_holds(gate, probe), (name, text)
+                probe = P.fold_case(text) if rx.flags & re.IGNORECASE else text
+                assert P.gate_holds(gate, probe), (name, text)
     assert checked > 500  # the texts do exercise the patterns
 
 
@@ -112,7 +113,7 @@ def test_signal_prefilter_never_rules_out_a_match(texts: list[str]) -> None:
     for category, signals in checker._signals.items():
         first_specific, first_detail = checker._first_strings[category]
         for text in texts:
-            folded = R._fold_case(text)
+            folded = P.fold_case(text)
             present = {k for k in first_specific | first_detail if k in folded}
             for s in signals:
                 if s.regex.search(text):
@@ -129,7 +130,7 @@ def test_unit_scan_opens_every_pattern_that_matches(texts: list[str]) -> None:
 
 
 def test_literal_scan_sees_overlapping_and_nested_strings() -> None:
-    scan = R._LiteralScan({"a": frozenset({"abcd"}), "b": frozenset({"cdef"}), "c": frozenset({"bc"}), "d": frozenset({"zzz"})})
+    scan = P.LiteralScan({"a": frozenset({"abcd"}), "b": frozenset({"cdef"}), "c": frozenset({"bc"}), "d": frozenset({"zzz"})})
     assert scan.names("xabcdefx") >= {"a", "b", "c"}
     assert "d" not in scan.names("xabcdefx")
     assert scan.names("nothing here") == frozenset()
@@ -140,8 +141,8 @@ def test_lead_search_returns_exactly_the_match_of_search(source: str, texts: lis
     patterns = R._GATED if source == "tag" else _spec_patterns()
     with_lead = 0
     for name, rx in patterns.items():
-        leading = R._Leading(rx)
-        with_lead += R._lead(rx) is not None
+        leading = P.Leading(rx)
+        with_lead += P.lead(rx) is not None
         for text in texts:
             for t in (text, text.lower()):
                 want, got = rx.search(t), leading.search(t)
@@ -155,20 +156,20 @@ def _same(a: re.Match[str] | None, b: re.Match[str] | None) -> bool:
 
 def test_lead_handles_anchors_classes_and_unknown_starts() -> None:
     anchored = re.compile(r"\bhere\b|^\W*but\b")
-    lead = R._lead(anchored)
+    lead = P.lead(anchored)
     assert lead is not None and lead[1]  # a match may also start at 0 through ^, with any character
     for t in ("  but yes", "x but here", "here", "and here", "", "but"):
-        assert _same(R._Leading(anchored).search(t), anchored.search(t)), t
-    assert R._lead(re.compile(r"\w+ing")) is None  # \w: first characters unknown
-    assert R._lead(re.compile(r"a?")) is None  # can match empty
-    assert R._lead(re.compile(r"(?m)^x")) is None  # multiline ^ matches after any newline
+        assert _same(P.Leading(anchored).search(t), anchored.search(t)), t
+    assert P.lead(re.compile(r"\w+ing")) is None  # \w: first characters unknown
+    assert P.lead(re.compile(r"a?")) is None  # can match empty
+    assert P.lead(re.compile(r"(?m)^x")) is None  # multiline ^ matches after any newline
     amount = re.compile(r"(?<![\w.])\d+\s?mg")
-    assert R._lead(amount) is not None  # \d after a lookbehind
+    assert P.lead(amount) is not None  # \d after a lookbehind
     for t in ("take 40 mg", "take 4.0 mg", "x40mg 7 mg", "\u0664\u0660 mg"):  # the last: Arabic-Indic digits
-        assert _same(R._Leading(amount).search(t), amount.search(t)), t
+        assert _same(P.Leading(amount).search(t), amount.search(t)), t
     folded = re.compile(r"\bskill\b", re.IGNORECASE)
     for t in ("SKILL", "\u017f\u212aill", "no skills"):
-        assert _same(R._Leading(folded).search(t), folded.search(t)), t
+        assert _same(P.Leading(folded).search(t), folded.search(t)), t
 
 
 ODD_PATTERNS = [
@@ -186,12 +187,12 @@ def test_prefilters_on_odd_patterns_never_change_a_search(source: str, flags: in
     rng = random.Random(source)
     alphabet = ["a", "b", "c", "d", "e", "f", "x", "y", "z", "k", "s", "i", "A", "B", "C", "\u017f", "\u212a", "\u0130",
                 "\u0131", "1", "7", "\u0664", " ", "\n", "'", '"', "[", "]", "\\", "^", "m", "g", "mg", "foo", "sky", "ski"]
-    gate = R._literal_gate(rx)
-    leading = R._Leading(rx)
+    gate = P.literal_gate(rx)
+    leading = P.Leading(rx)
     for _ in range(400):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         want = rx.search(text)
         assert _same(leading.search(text), want), text
         if want:
-            probe = R._fold_case(text) if rx.flags & re.IGNORECASE else text
-            assert R._gate_holds(gate, probe), text
+            probe = P.fold_case(text) if rx.flags & re.IGNORECASE else text
+            assert P.gate_holds(gate, probe), text
