@@ -24,7 +24,7 @@ from pipeline.shards import Provenance, candidate_from_row, shard_name
 from pipeline.storage import Storage
 from pipeline.version_dir import VersionDir, create_version, now, package_versions
 from pipeline.wiring import RulesGrader, make_grader_factory
-from pipeline.work import WorkContext, _grade, write_shard
+from pipeline.work import WorkContext, grade_candidate, write_shard
 
 
 def _changes(parent: Storage, child: Storage) -> dict[str, int]:
@@ -55,7 +55,7 @@ async def _regrade_shard(ctx: WorkContext, parent: Storage, k: int, n: int) -> N
         by_prompt[c.prompt_id].append(c)
     grader = ctx.make_grader(lambda client: client)
     cands = [c for p in prompts for c in by_prompt[p.prompt_id]]
-    await asyncio.gather(*(_grade(grader, c) for c in cands))
+    await asyncio.gather(*(grade_candidate(grader, c) for c in cands))
     outcomes = [select(p, by_prompt[p.prompt_id], penalty=ctx.penalty, min_helpfulness=ctx.cfg.selection.min_helpfulness,
                        preference_margin=ctx.cfg.selection.preference_margin) for p in prompts]
     write_shard(ctx, k, n, outcomes, cands)

@@ -194,7 +194,7 @@ async def _sample(ctx: WorkContext, client: JournaledClient, req: SampleRequest)
                     completion_tokens=comp.completion_tokens, latency_ms=comp.latency_ms, attempts=comp.attempts)
 
 
-async def _grade(grader: Grader, c: Candidate, tally: Tally | None = None) -> None:
+async def grade_candidate(grader: Grader, c: Candidate, tally: Tally | None = None) -> None:
     if c.error or not c.response.strip() or c.finish_reason == "length":
         return  # not gradable: selection records why
     t0 = time.perf_counter()
@@ -228,7 +228,7 @@ async def sample_shard(ctx: WorkContext, index: int, total: int) -> dict[str, An
         reqs = sample_requests(p, ctx.cfg.teachers, ctx.system_prompt)
         batches = await asyncio.gather(*(_sample(ctx, clients[r.teacher.name], r) for r in reqs))
         cands = [c for b in batches for c in b]
-        await asyncio.gather(*(_grade(grader, c, tally) for c in cands))
+        await asyncio.gather(*(grade_candidate(grader, c, tally) for c in cands))
         outcome = select(p, cands, penalty=ctx.penalty, min_helpfulness=ctx.cfg.selection.min_helpfulness,
                          preference_margin=ctx.cfg.selection.preference_margin)
         tally.prompts_done += 1
