@@ -42,7 +42,8 @@ class Endpoint(_Strict):
     base_url: str | list[str] = Field(SCRIPTED, description="URL ending in /v1, a list of replica URLs, or 'scripted'")
     model: str = "scripted-teacher-1"
     api_key_env: str | None = Field(None, description="name of the environment variable holding the API key")
-    max_concurrency: int = Field(64, ge=1, le=100_000)
+    max_concurrency: int = Field(64, ge=1, le=100_000, description="requests in flight across the whole cluster: the "
+                                 "adaptive limiter starts here and backs off on 429s, timeouts and rising latency")
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=50)
 

@@ -12,7 +12,7 @@ from pipeline.errors import ConfigError
 from pipeline.records import STYLES
 
 REPO = Path(__file__).resolve().parents[1]
-FAKE_KEY = "sk-FAKE-test-key-0123456789abcdef"  # recognisable stand-in; never a real credential
+FAKE_KEY = "FAKE-test-key-0123456789abcdef"  # recognisable stand-in; never a real credential
 
 
 def write(tmp_path: Path, text: str, name: str = "run.yaml") -> Path:

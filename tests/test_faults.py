@@ -161,7 +161,7 @@ def test_sigterm_stops_cleanly_prints_resume_command_and_resume_completes(script
 
 
 def test_api_keys_never_reach_files_or_logs(scripted_teacher, seed_subset, tmp_path):
-    canary = "sk-canary-7f3a9c1e5b2d4f6a8c0e1a3b5d7f9e2c"
+    canary = "CANARY-key-7f3a9c1e5b2d4f6a8c0e1a3b5d7f9e2c"  # recognisable fake; never a real credential
     server = scripted_teacher()
     cfg = small_config(tmp_path, seed_subset, server.base_url, teacher={"api_key_env": "CANARY_TEACHER_KEY"},
                        checker="ensemble",

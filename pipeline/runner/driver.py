@@ -270,7 +270,7 @@ def _make_workers(cfg: RunConfig, version: VersionDir, prov: Provenance,
 
     n = cfg.ray.workers or max(1, min(8, int(ray.cluster_resources().get("CPU", 1) // cfg.ray.num_cpus_per_worker)))
     endpoints = [*cfg.teachers, *([cfg.judge] if cfg.judge and cfg.checker != "rules" else [])]
-    governors = {e.name: EndpointGovernor.remote(max(1, e.max_concurrency // 2), e.max_concurrency) for e in endpoints}
+    governors = {e.name: EndpointGovernor.remote(e.max_concurrency, e.max_concurrency) for e in endpoints}
     workers = [
         UnitWorker.options(num_cpus=cfg.ray.num_cpus_per_worker, max_restarts=3, max_task_retries=0, max_concurrency=256)
         .remote(cfg.public_dict(), version.storage.uri, prov, urls, governors, f"worker-{i}")

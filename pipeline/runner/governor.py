@@ -2,7 +2,8 @@
 
 Every worker's limiter asks a local `SharedWindow` for its window; the `SharedWindow` batches the worker's
 outcomes and, every `sync_s`, sends them to the endpoint's `EndpointGovernor` actor, which runs the single
-`AimdController` of that endpoint and answers with the worker's share of the global window. A 429 seen by one
+`AimdController` of that endpoint and answers with the worker's share of the global window. The window starts
+at the endpoint's `max_concurrency` (what the user says it can take) and only shrinks when the endpoint pushes back. A 429 seen by one
 worker therefore slows every worker, and Retry-After holds the whole cluster, at the cost of one small actor
 call per worker per `sync_s`, not one per request.
 """
