@@ -27,7 +27,7 @@ from pipeline.teacher_client import (
     parse_retry_after,
 )
 
-KEY = "sk-test-DO-NOT-LEAK-7f3a9c1e"
+KEY = "test-key-DO-NOT-LEAK-7f3a9c1e"  # recognisable fake; never a real credential
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Why is the sky blue? ✓"}]
 
 Action = Callable[[web.Request], Awaitable[web.StreamResponse]]
