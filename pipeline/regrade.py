@@ -23,7 +23,7 @@ from pipeline.selection import select
 from pipeline.shards import Provenance, candidate_from_row, shard_name
 from pipeline.storage import Storage
 from pipeline.version_dir import VersionDir, create_version, now, package_versions
-from pipeline.wiring import RulesGrader, make_grader_factory
+from pipeline.wiring import checker_identity, make_grader_factory
 from pipeline.work import WorkContext, grade_candidate, write_shard
 
 
@@ -128,7 +128,7 @@ def regrade(parent_dir: str, cfg: RunConfig, *, what_changed: dict[str, Any]) ->
         timings={"total": round(time.monotonic() - t0, 3)},
         shards={"n": plan.n_shards, "tables": {t: [f"{t}/{f}" for f in st.list(t, suffix=".parquet")]
                                               for t in ("sft", "preferences", "candidates", "rejected", "prompts")}},
-        checker={"name": cfg.checker, "version": RulesGrader(spec).version},
+        checker=checker_identity(cfg, spec),
     )
     child.write_manifest()
     return child

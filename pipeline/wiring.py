@@ -52,6 +52,12 @@ def make_grader_factory(cfg: RunConfig, spec: PolicySpec, judge_client: Complete
     return build
 
 
+def checker_identity(cfg: RunConfig, spec: PolicySpec) -> dict[str, str]:
+    """The manifest's `checker`: the configured kind and the rules version it rests on."""
+    version = RulesGrader(spec).version
+    return {"name": cfg.checker, "version": version if cfg.checker == "rules" else f"{cfg.checker}+{version}"}
+
+
 def _client(endpoint: Endpoint, field: str, urls: dict[str, tuple[str, ...]], share: float,
             limiters: dict[str, AdaptiveLimiter]) -> ChatClient:
     spec = endpoint_spec(endpoint, field, base_urls=urls.get(endpoint.name))

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.commands.check import read_rows
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -53,16 +54,11 @@ def load_eval(directory: Path) -> list[dict[str, Any]]:
     problems: list[str] = []
     seen: dict[str, str] = {}
     for f in files:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
+        for where, row, problem in read_rows(f):
+            if row is None:
+                problems.append(f"{where}: {problem}")
                 continue
-            where = f"{f}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{where}: invalid JSON ({exc.msg})")
-                continue
-            missing = [k for k in EVAL_FIELDS if k not in row] if isinstance(row, dict) else list(EVAL_FIELDS)
+            missing = [k for k in EVAL_FIELDS if k not in row]
             if missing:
                 problems.append(f"{where}: missing {', '.join(missing)}")
             elif row["gold_mode"] not in RESPONSE_MODES:

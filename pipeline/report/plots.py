@@ -58,18 +58,23 @@ def plot_headline(stats: VersionStats) -> bytes:
     return _png(fig)
 
 
+def _stacked_bars(ax, labels: list[str], parts: list[tuple[str, list[float], str]]) -> None:
+    """Horizontal bars stacked from (label, share per bar, colour) parts, first part leftmost."""
+    left = [0.0] * len(labels)
+    for label, share, colour in parts:
+        ax.barh(labels, share, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, share)]
+    ax.invert_yaxis()
+
+
 def plot_severity_by_teacher_style(stats: VersionStats) -> bytes:
     df = stats.severity_by_teacher_style
     fig = Figure(figsize=(8, 0.5 + 0.45 * max(len(df), 1)))
     ax = fig.add_subplot(1, 1, 1)
     labels = [f"{t} / {s}" for t, s in zip(df["teacher"].to_list(), df["style"].to_list())]
-    left = [0.0] * len(df)
     usable = [max(u, 1) for u in df["usable"].to_list()]
-    for sev, colour in zip(SEVERITIES[1:], _SEV_COLOURS):
-        share = [n / u for n, u in zip(df[f"sev_{sev}"].to_list(), usable)]
-        ax.barh(labels, share, left=left, color=colour, label=f"severity {sev}")
-        left = [a + b for a, b in zip(left, share)]
-    ax.invert_yaxis()
+    _stacked_bars(ax, labels, [(f"severity {sev}", [n / u for n, u in zip(df[f"sev_{sev}"].to_list(), usable)], colour)
+                               for sev, colour in zip(SEVERITIES[1:], _SEV_COLOURS)])
     ax.set_xlabel("share of usable candidates")
     _legend_below(fig, ax)
     ax.set_title(PLOT_TITLES["severity_by_teacher_style"], fontsize=10)
@@ -79,14 +84,9 @@ def plot_severity_by_teacher_style(stats: VersionStats) -> bytes:
 def _stacked_shares(ax, frame: pl.DataFrame, index: str, title: str) -> None:
     modes = [c for c in frame.columns if c != index]  # RESPONSE_MODES first, then any unexpected mode
     totals = [max(sum(row[m] for m in modes), 1) for row in frame.iter_rows(named=True)]
-    labels = frame[index].to_list()
-    left = [0.0] * len(labels)
     colours = [*_MODE_COLOURS, *["#bab0ac"] * max(len(modes) - len(_MODE_COLOURS), 0)]
-    for mode, colour in zip(modes, colours):
-        share = [n / t for n, t in zip(frame[mode].to_list(), totals)]
-        ax.barh(labels, share, left=left, color=colour, label=mode)
-        left = [a + b for a, b in zip(left, share)]
-    ax.invert_yaxis()
+    _stacked_bars(ax, frame[index].to_list(), [(mode, [n / t for n, t in zip(frame[mode].to_list(), totals)], colour)
+                                               for mode, colour in zip(modes, colours)])
     ax.set_xlim(0, 1)
     ax.set_title(title, fontsize=9)
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 from pipeline.config import RunConfig
 from pipeline.errors import PipelineError, RunFailed
 from pipeline.accounting import account
+from pipeline.wiring import checker_identity
 from pipeline.plan import load_plan, make_plan
 from pipeline.policy import PolicySpec, load_policy
 from pipeline.records import REJECTED_SCHEMA
@@ -373,20 +374,13 @@ def run_pipeline(cfg: RunConfig, *, resume: str | None = None, console: Any = No
             version.manifest.update(
                 counts=counts, requests=requests,
                 shards={"n": plan.n_shards, "tables": {tb: [f"{tb}/{f}" for f in st.list(tb, suffix=".parquet")] for tb in TABLES}},
-                checker=_checker_identity(cfg, spec),
+                checker=checker_identity(cfg, spec),
             )
             _end(version, "complete", timings, t0)
             log.info("complete: %s", counts)
     finally:
         _restore_signal_handlers(previous)
     return RunResult(version, version.manifest)
-
-
-def _checker_identity(cfg: RunConfig, spec: PolicySpec) -> dict[str, str]:
-    from pipeline.checkers.rules import RulesChecker
-
-    rules = RulesChecker(spec)
-    return {"name": cfg.checker, "version": rules.version if cfg.checker == "rules" else f"{cfg.checker}+{rules.version}"}
 
 
 def _requests_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
